@@ -1,0 +1,108 @@
+"""`Function`: one differentiable primitive, its forward and its backward side by side.
+
+A subclass writes
+    forward(self, *inputs: Tensor, **params) -> backend array     (the math on raw arrays)
+    backward(self, grad: Tensor) -> one gradient Tensor per input   (written with Tensor ops)
+
+`Function.apply(*inputs)` runs forward and, when grad mode is on and some input requires grad,
+records the node: the output's `_ctx` is this Function instance and `self.parents` are the
+inputs. Because backward rules are Tensor expressions, running them with grad mode on
+(`create_graph=True`) records a graph of the backward pass itself: higher-order gradients for
+free. Fused ops whose backward works on raw arrays set `double_backward = False`.
+"""
+from __future__ import annotations
+
+import traceback
+import weakref
+from typing import Any
+
+from .grad_mode import STATE, AnomalyError
+from .tensor import Tensor
+
+
+class Function:
+    double_backward = True  # False: backward is not itself differentiable (fused fast paths)
+    saves_output = False  # True: backward reads `self.output` (e.g. exp, tanh, softmax)
+
+    parents: tuple[Tensor, ...]
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
+        ctx = cls.__new__(cls)
+        ctx.saved = ()
+        out_data = ctx.forward(*inputs, **params)
+        requires_grad = False
+        if STATE.grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    requires_grad = True
+                    break
+        out = Tensor._make(out_data, requires_grad, inputs[0].device)
+        if requires_grad:
+            ctx.parents = inputs
+            ctx.versions = tuple(t._version for t in ctx.saved)
+            out._ctx = ctx
+            if cls.saves_output:
+                ctx._output = weakref.ref(out)
+        if STATE.anomaly:
+            _check_forward(ctx, cls, inputs, out)
+        return out
+
+    # ---------------------------------------------------------------- for subclasses
+    def forward(self, *inputs: Tensor, **params: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, grad: Tensor) -> Tensor | None | tuple[Tensor | None, ...]:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def save_for_backward(self, *tensors: Tensor) -> None:
+        """Keep these input tensors for backward; their versions are checked when it runs."""
+        self.saved = tensors
+
+    @property
+    def saved_tensors(self) -> tuple[Tensor, ...]:
+        for t, v in zip(self.saved, self.versions):
+            if t._version != v:
+                raise RuntimeError(
+                    f"{type(self).__name__}.backward: a tensor of shape {t.shape} that this op saved "
+                    f"for backward was modified in place after the forward pass (version {v} -> "
+                    f"{t._version}). Its gradient would be wrong; work on a copy instead "
+                    f"(e.g. `x = x * 1` before the in-place update)."
+                )
+        return self.saved
+
+    @property
+    def output(self) -> Tensor:
+        out = self._output()
+        if out is None:  # pragma: no cover - the output is alive while anything depends on it
+            raise RuntimeError(f"{type(self).__name__}.backward: the output tensor was freed")
+        return out
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def release(self) -> None:
+        """Free what backward needed (called after backward unless retain_graph=True)."""
+        self.saved = ()
+        self.parents = None  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------- anomaly mode
+def _check_forward(ctx: Function, cls: type, inputs: tuple[Tensor, ...], out: Tensor) -> None:
+    # Record where the output was created so a later backward anomaly can point at it.
+    ctx.created_at = _user_frame()
+    xp = out.xp
+    if out.data.dtype.kind == "f" and not bool(xp.isfinite(out.data).all()):
+        bad = "NaN" if bool(xp.isnan(out.data).any()) else "Inf"
+        inputs_ok = all(t.data.dtype.kind != "f" or bool(xp.isfinite(t.data).all()) for t in inputs)
+        where = "from finite inputs" if inputs_ok else "(its inputs were already non-finite)"
+        raise AnomalyError(f"{cls.__name__} produced {bad} in its forward output {where}, at {ctx.created_at}")
+
+
+def _user_frame() -> str:
+    """The innermost stack frame outside the engine: the line of user code that made the op."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if "/tinygrad_lite/" not in frame.filename.replace("\\", "/"):
+            return f"{frame.filename}:{frame.lineno} ({frame.line})"
+    return "<unknown>"

@@ -1,0 +1,134 @@
+"""Functional forms of losses and layers-without-parameters (`import tinygrad_lite.functional as F`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import dtypes
+from .ops.elementwise import where
+from .ops.fused import CrossEntropy
+from .ops.indexing import embedding, one_hot, take_along_axis
+from .random import Generator, default_generator
+from .tensor import Tensor
+
+__all__ = [
+    "relu", "gelu", "silu", "sigmoid", "tanh", "softplus", "log_sigmoid", "leaky_relu",
+    "softmax", "log_softmax", "logsumexp", "cross_entropy", "nll_loss",
+    "binary_cross_entropy_with_logits", "mse", "mse_loss", "dropout", "embedding", "one_hot",
+    "take_along_axis", "where",
+]
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    return x.gelu(approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    return x.silu()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def softplus(x: Tensor) -> Tensor:
+    return x.softplus()
+
+
+def log_sigmoid(x: Tensor) -> Tensor:
+    return x.log_sigmoid()
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return x.leaky_relu(negative_slope)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.softmax(axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.log_softmax(axis)
+
+
+def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    return x.logsumexp(axis, keepdims)
+
+
+def _check_targets(op: str, logits: Tensor, target: Any) -> Any:
+    y = target.data if isinstance(target, Tensor) else logits.xp.asarray(target)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{op}: targets must be integer class indices, got {y.dtype}")
+    if logits.ndim < 1 or y.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"{op}: logits of shape {logits.shape} need targets of shape {logits.shape[:-1]} "
+            f"(classes on the last axis), got {y.shape}"
+        )
+    return y
+
+
+def cross_entropy(
+    logits: Tensor, target: Any, ignore_index: int = -100, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """Softmax cross-entropy of `logits` (..., C) against integer `target` (...), fused.
+
+    Rows whose target equals `ignore_index` contribute nothing; the mean is over the others.
+    """
+    y = _check_targets("cross_entropy", logits, target)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return CrossEntropy.apply(logits, target=y, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+
+
+def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Composed (not fused) negative log-likelihood: differentiable to any order."""
+    y = _check_targets("nll_loss", log_probs, target)
+    picked = -take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
+    return {"mean": picked.mean, "sum": picked.sum}.get(reduction, lambda: picked)()
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """-[y log σ(x) + (1-y) log(1-σ(x))] = softplus(x) - x·y, stable for any |x|."""
+    y = logits._const(target)
+    if y.shape != logits.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: logits {logits.shape} and targets {y.shape} differ in shape")
+    loss = logits.softplus() - logits * y
+    return {"mean": loss.mean, "sum": loss.sum}.get(reduction, lambda: loss)()
+
+
+def mse(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error."""
+    y = x._const(target)
+    if y.shape != x.shape:
+        raise ValueError(f"mse: input {x.shape} and target {y.shape} differ in shape")
+    diff = x - y
+    loss = diff * diff
+    return {"mean": loss.mean, "sum": loss.sum}.get(reduction, lambda: loss)()
+
+
+mse_loss = mse
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p),
+    so the expected value is unchanged and evaluation needs no rescaling."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    gen = generator or default_generator
+    keep = gen.uniform(x.shape, dtypes.float64 if x.dtype == dtypes.float64 else dtypes.float32) >= p
+    if x.device != "cpu":
+        keep = x.xp.asarray(keep)
+    mask = Tensor._make((keep / (1.0 - p)).astype(x.dtype), False, x.device)
+    return x * mask
+

@@ -1,0 +1,92 @@
+"""Global autograd switches: grad mode and anomaly detection.
+
+Both are plain module-level flags read on every op, so they must be cheap to check.
+`no_grad` / `enable_grad` / `detect_anomaly` work as context managers and as decorators.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+
+class _State:
+    __slots__ = ("grad_enabled", "anomaly")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.anomaly = False
+
+
+STATE = _State()
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad_enabled
+
+
+class _FlagContext:
+    """Sets one flag of STATE on enter and restores the previous value on exit."""
+
+    flag = ""
+    value = True
+
+    def __enter__(self) -> "_FlagContext":
+        self._prev = getattr(STATE, self.flag)
+        setattr(STATE, self.flag, self.value)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        setattr(STATE, self.flag, self._prev)
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_FlagContext):
+    """Build no graph inside this block (inference, optimizer updates)."""
+
+    flag, value = "grad_enabled", False
+
+
+class enable_grad(_FlagContext):
+    """Turn graph building back on inside a `no_grad` block."""
+
+    flag, value = "grad_enabled", True
+
+
+class set_grad_enabled(_FlagContext):
+    """`with set_grad_enabled(flag):` chooses the mode explicitly."""
+
+    flag = "grad_enabled"
+
+    def __init__(self, mode: bool = True) -> None:
+        self.value = bool(mode)
+
+    def __call__(self, fn: Callable) -> Callable:
+        mode = self.value
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class detect_anomaly(_FlagContext):
+    """Check every forward output and every backward gradient for NaN/Inf.
+
+    On the first non-finite value it raises `AnomalyError` naming the op and the line of user
+    code that created the offending tensor. Slow (it records a stack per op): for debugging only.
+    """
+
+    flag, value = "anomaly", True
+
+
+class AnomalyError(FloatingPointError):
+    """A NaN or Inf appeared while `detect_anomaly()` was active."""

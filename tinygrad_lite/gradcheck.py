@@ -1,0 +1,308 @@
+"""Gradient checking: compare backprop's Jacobian with central finite differences.
+
+Slow mode builds both full Jacobians J[m, k] = d out_m / d in_k:
+    numerical:  (f(x + eps·e_k) - f(x - eps·e_k)) / (2·eps), one column per input element
+    analytical: one backward pass per output element, with a one-hot grad_output (one row each)
+and requires |A - N| <= atol + rtol·|N| everywhere.  Fast mode compares a single number per
+input, vᵀ·J·u for random unit vectors u and v (Fast gradcheck, as in PyTorch), and reruns the slow
+mode to explain a failure.
+
+A failure report names the input, shows the worst elements and recognizes the usual mistakes:
+a constant factor, a flipped sign, a transpose, a missing sum over broadcast dimensions, an
+all-zero gradient, and a gradient that is right on only part of the input.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .autograd import GradientShapeError, grad
+from .grad_mode import enable_grad, no_grad
+from .tensor import Tensor
+
+
+class GradcheckError(RuntimeError):
+    """Raised by gradcheck on a mismatch; `.result` holds the structured findings."""
+
+    def __init__(self, result: "GradcheckResult") -> None:
+        super().__init__(result.report)
+        self.result = result
+
+
+@dataclass
+class GradcheckResult:
+    ok: bool
+    report: str = ""
+    input_index: int | None = None
+    diagnosis: str | None = None  # "factor", "sign", "transposed", "broadcast", "zero", "partial", "unknown"
+    factor: float | None = None
+    worst: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+# ----------------------------------------------------------------- helpers
+def _as_tuple(x: Any) -> tuple[Any, ...]:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _outputs(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
+    outs = _as_tuple(fn(*inputs))
+    for o in outs:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"gradcheck: the function must return Tensors, got {type(o).__name__}")
+    return outs
+
+
+def _evaluate(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> list[np.ndarray]:
+    with no_grad():
+        return [np.array(o.numpy(), dtype=np.float64).ravel() for o in _outputs(fn, inputs)]
+
+
+def numerical_jacobian(fn: Callable[..., Any], inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6) -> list[list[np.ndarray]]:
+    """J[i][j]: the (out_j.size, in_i.size) Jacobian of output j w.r.t. input i, by central
+    differences. Only inputs that require grad are perturbed (others get an empty list)."""
+    inputs = _as_tuple(inputs)
+    sizes = [o.size for o in _evaluate(fn, inputs)]
+    result: list[list[np.ndarray]] = []
+    for x in inputs:
+        if not (isinstance(x, Tensor) and x.requires_grad):
+            result.append([])
+            continue
+        cols = [np.zeros((n, x.size)) for n in sizes]
+        for k in range(x.size):
+            idx = np.unravel_index(k, x.shape)  # works for non-contiguous views too
+            orig = x.data[idx].copy()
+            x.data[idx] = orig + eps
+            plus = _evaluate(fn, inputs)
+            x.data[idx] = orig - eps
+            minus = _evaluate(fn, inputs)
+            x.data[idx] = orig
+            for j in range(len(sizes)):
+                cols[j][:, k] = (plus[j] - minus[j]) / (2 * eps)
+        result.append(cols)
+    return result
+
+
+def numerical_grad(fn: Callable[..., Tensor], x: Tensor, eps: float = 1e-6) -> np.ndarray:
+    """d fn(x) / dx for a scalar-valued fn, by central differences, in x's shape."""
+    jac = numerical_jacobian(fn, (x,), eps)[0][0]
+    if jac.shape[0] != 1:
+        raise ValueError(f"numerical_grad: fn must return a scalar, got {jac.shape[0]} elements")
+    return jac[0].reshape(x.shape)
+
+
+def _analytical_jacobian(outs: Sequence[Tensor], diff_inputs: Sequence[Tensor]) -> list[list[np.ndarray]]:
+    """J[i][j] by one backward per output element (a one-hot grad_output picks out one row)."""
+    result = [[np.zeros((o.size, x.size)) for o in outs] for x in diff_inputs]
+    for j, o in enumerate(outs):
+        if not o.requires_grad:
+            continue  # a constant output: its Jacobian is zero
+        for m in range(o.size):
+            onehot = np.zeros(o.size, dtype=o.dtype)
+            onehot[m] = 1
+            v = Tensor._make(o.xp.asarray(onehot.reshape(o.shape)), False, o.device)
+            grads = grad(o, list(diff_inputs), grad_outputs=v, retain_graph=True, allow_unused=True)
+            for i, g in enumerate(grads):
+                if g is not None:
+                    result[i][j][m] = np.asarray(g.numpy(), dtype=np.float64).ravel()
+    return result
+
+
+# ----------------------------------------------------------------- diagnosis
+def _diagnose(a: np.ndarray, n: np.ndarray, shape: tuple[int, ...], atol: float, rtol: float) -> tuple[str, str, float | None]:
+    """Recognize a common mistake from the analytical (a) and numerical (n) Jacobians."""
+    tol = atol + rtol * np.abs(n)
+    scale = max(np.abs(n).max(initial=0.0), atol)
+    if np.abs(a).max(initial=0.0) <= atol and np.abs(n).max(initial=0.0) > atol:
+        return "zero", "the analytical gradient is all zero while the numerical one is not: " \
+                       "is the backward rule returning zeros, or is the input detached from the graph?", None
+    significant = np.abs(n) > 1e-3 * scale
+    if significant.any():
+        ratios = a[significant] / n[significant]
+        c = float(np.median(ratios))
+        if abs(c) > 1e-8 and np.allclose(a, c * n, atol=atol * max(1.0, abs(c)), rtol=rtol * 10):
+            if np.isclose(c, -1.0, rtol=1e-3):
+                return "sign", "the sign is flipped: analytical = -numerical everywhere", -1.0
+            text = f"off by a constant factor: analytical ≈ {c:.4g} × numerical"
+            k = 1.0 / c if abs(c) < 1 else c
+            if abs(k - round(k)) < 1e-3 and round(k) >= 2:
+                text += f" (a factor {round(k)}: a missing or extra ×{round(k)}; if the input was " \
+                        f"broadcast {round(k)} times, a mean used where a sum belongs gives this)"
+            return "factor", text, c
+    if len(shape) >= 2 and shape[-1] == shape[-2] and shape[-1] > 1:
+        at = a.reshape(a.shape[0], *shape)
+        at = np.swapaxes(at, -1, -2).reshape(a.shape)
+        if np.all(np.abs(at - n) <= tol):
+            return "transposed", "the gradient is transposed: analytical[..., i, j] == numerical[..., j, i] " \
+                                 "(check the order of a matmul's operands or a missing .T)", None
+    col_ok = np.all(np.abs(a - n) <= tol, axis=0)
+    if col_ok.any() and not col_ok.all():
+        bad = np.flatnonzero(~col_ok)
+        where = [tuple(int(i) for i in np.unravel_index(k, shape)) for k in bad[:6]]
+        more = "" if bad.size <= 6 else f" and {bad.size - 6} more"
+        return "partial", (
+            f"correct on only part of the input: {int(col_ok.sum())} of {col_ok.size} input elements match; "
+            f"wrong at {where}{more} (a branch or a slice of the input handled wrongly?)"
+        ), None
+    return "unknown", "no common mistake recognized; compare the worst elements above", None
+
+
+def _worst(a: np.ndarray, n: np.ndarray, out_shapes: list[tuple[int, ...]], j_of_row: list[tuple[int, int]],
+           shape: tuple[int, ...], atol: float, rtol: float, count: int = 5) -> list[dict[str, Any]]:
+    excess = np.abs(a - n) / (atol + rtol * np.abs(n))
+    order = np.argsort(excess, axis=None)[::-1][:count]
+    rows = []
+    for flat in order:
+        m, k = np.unravel_index(flat, a.shape)
+        if excess[m, k] <= 1:
+            break
+        j, mm = j_of_row[m]
+        rows.append({
+            "output": j, "output_index": tuple(int(i) for i in np.unravel_index(mm, out_shapes[j])),
+            "input_index": tuple(int(i) for i in np.unravel_index(k, shape)),
+            "analytical": float(a[m, k]), "numerical": float(n[m, k]),
+            "rel_error": float(abs(a[m, k] - n[m, k]) / max(abs(n[m, k]), 1e-300)),
+        })
+    return rows
+
+
+def _format_report(i: int, shape: tuple[int, ...], worst: list[dict[str, Any]], text: str, nouts: int) -> str:
+    lines = [f"gradcheck failed for input {i} (shape {shape}).", "Worst elements:"]
+    lines.append(f"  {'output':>14} {'input index':>14} {'analytical':>14} {'numerical':>14} {'rel. error':>11}")
+    for w in worst:
+        out = f"{w['output']}:{w['output_index']}" if nouts > 1 else str(w["output_index"])
+        lines.append(
+            f"  {out:>14} {str(w['input_index']):>14} {w['analytical']:>14.6g} {w['numerical']:>14.6g} {w['rel_error']:>11.3g}"
+        )
+    lines.append(f"Diagnosis: {text}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- the checks
+def _slow(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float) -> GradcheckResult:
+    diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    diff_pos = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    outs = _outputs(fn, inputs)
+    try:
+        analytical = _analytical_jacobian(outs, diff)
+    except GradientShapeError as e:
+        i = next((p for p, x in zip(diff_pos, diff) if x.shape == e.input_shape), diff_pos[0])
+        text = (f"missing sum over broadcast dimensions: {e.op}.backward returned a gradient of shape "
+                f"{e.grad_shape} for an input of shape {e.input_shape}; sum the gradient over the "
+                f"dimensions that forward broadcast")
+        return GradcheckResult(False, f"gradcheck failed for input {i} (shape {e.input_shape}).\nDiagnosis: {text}",
+                               i, "broadcast")
+    numerical = numerical_jacobian(fn, inputs, eps)
+    out_shapes = [o.shape for o in outs]
+    j_of_row = [(j, m) for j, o in enumerate(outs) for m in range(o.size)]
+    for (pos, x), a_blocks in zip(zip(diff_pos, diff), analytical):
+        a = np.concatenate(a_blocks, axis=0) if a_blocks else np.zeros((0, x.size))
+        n = np.concatenate(numerical[pos], axis=0) if numerical[pos] else np.zeros((0, x.size))
+        if np.all(np.abs(a - n) <= atol + rtol * np.abs(n)):
+            continue
+        key, text, factor = _diagnose(a, n, x.shape, atol, rtol)
+        worst = _worst(a, n, out_shapes, j_of_row, x.shape, atol, rtol)
+        report = _format_report(pos, x.shape, worst, text, len(outs))
+        return GradcheckResult(False, report, pos, key, factor, worst)
+    return GradcheckResult(True)
+
+
+def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float, seed: int) -> bool:
+    rng = np.random.default_rng(seed)
+    outs = _outputs(fn, inputs)
+    vs = [rng.standard_normal(o.size) for o in outs]
+    vs = [v / max(np.linalg.norm(v), 1e-300) for v in vs]
+    for i, x in enumerate(inputs):
+        if not (isinstance(x, Tensor) and x.requires_grad):
+            continue
+        u = rng.standard_normal(x.size)
+        u /= max(np.linalg.norm(u), 1e-300)
+        analytical = 0.0
+        for o, v in zip(outs, vs):
+            if not o.requires_grad:
+                continue
+            vt = Tensor._make(o.xp.asarray(v.reshape(o.shape).astype(o.dtype)), False, o.device)
+            (g,) = grad(o, [x], grad_outputs=vt, retain_graph=True, allow_unused=True)
+            if g is not None:
+                analytical += float(np.asarray(g.numpy(), dtype=np.float64).ravel() @ u)
+        orig = x.data.copy()
+        step = u.reshape(x.shape).astype(x.dtype)
+        x.data[...] = orig + eps * step
+        plus = _evaluate(fn, inputs)
+        x.data[...] = orig - eps * step
+        minus = _evaluate(fn, inputs)
+        x.data[...] = orig
+        numerical = sum(float(((p - m) / (2 * eps)) @ v) for p, m, v in zip(plus, minus, vs))
+        if abs(analytical - numerical) > atol + rtol * abs(numerical):
+            return False
+    return True
+
+
+def check_gradients(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float = 1e-6, atol: float = 1e-5,
+                    rtol: float = 1e-3, fast_mode: bool = False, seed: int = 0) -> GradcheckResult:
+    """Like `gradcheck`, but always returns the structured `GradcheckResult`."""
+    inputs = _as_tuple(inputs)
+    diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    if not diff:
+        raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
+    for i, x in enumerate(inputs):
+        if isinstance(x, Tensor) and x.requires_grad and x.dtype != np.float64:
+            warnings.warn(
+                f"gradcheck: input {i} is {x.dtype}, not float64. Finite differences in low precision "
+                f"are dominated by round-off (eps={eps}); expect false failures. Use float64.",
+                stacklevel=3,
+            )
+    if fast_mode:
+        try:
+            if _fast(fn, inputs, eps, atol, rtol, seed):
+                return GradcheckResult(True)
+        except GradientShapeError:
+            pass  # the slow mode below explains it
+        result = _slow(fn, inputs, eps, atol, rtol)
+        if result.ok:  # fast mode's single number disagreed but the full Jacobian agrees
+            result = GradcheckResult(False, "gradcheck (fast mode) failed: vᵀJu differs, but the slow mode "
+                                            "found every Jacobian entry within tolerance; the tolerance is tight "
+                                            "for this function (try a larger atol).", None, "unknown")
+        return result
+    return _slow(fn, inputs, eps, atol, rtol)
+
+
+def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, fast_mode: bool = False, raise_exception: bool = True) -> bool:
+    """True when backprop agrees with central finite differences; else raise `GradcheckError`
+    (or return False with `raise_exception=False`)."""
+    result = check_gradients(fn, inputs, eps, atol, rtol, fast_mode)
+    if not result.ok and raise_exception:
+        raise GradcheckError(result)
+    return result.ok
+
+
+def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, grad_outputs: Sequence[Tensor] | None = None,
+                  eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, fast_mode: bool = False,
+                  raise_exception: bool = True, seed: int = 0) -> bool:
+    """Check second derivatives: gradcheck the map (inputs, v) -> vᵀ·J(inputs), built with
+    `create_graph=True`, where v are random grad_outputs that also require grad."""
+    inputs = _as_tuple(inputs)
+    diff_pos = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    outs = _outputs(fn, inputs)
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        grad_outputs = [Tensor(rng.standard_normal(o.shape), dtype=o.dtype, requires_grad=True) for o in outs]
+    grad_outputs = list(grad_outputs)
+    n = len(inputs)
+
+    def first_derivative(*args: Tensor) -> tuple[Tensor, ...]:
+        ins, vs = args[:n], args[n:]
+        with enable_grad():  # the numerical pass runs this under no_grad; the first derivative needs a graph
+            fouts = _outputs(fn, ins)
+            grads = grad(list(fouts), [ins[i] for i in diff_pos], grad_outputs=list(vs), create_graph=True,
+                         allow_unused=True)
+        return tuple(g if g is not None else Tensor._make(np.zeros(ins[p].shape), False, "cpu")
+                     for g, p in zip(grads, diff_pos))
+
+    return gradcheck(first_derivative, tuple(inputs) + tuple(grad_outputs), eps, atol, rtol, fast_mode, raise_exception)

@@ -1,0 +1,362 @@
+"""Elementwise ops. Binary ops broadcast as NumPy does; `unbroadcast` sums gradients back.
+
+Each backward is the local derivative times the incoming gradient `g` (the chain rule),
+written with Tensor ops so it can itself be differentiated.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..backend import get_backend
+from ..function import Function
+from ..tensor import Tensor
+from .broadcast import unbroadcast
+
+
+def _binary(name: str, fn: Any, x: Tensor, y: Tensor) -> Any:
+    try:
+        return fn(x.data, y.data)
+    except ValueError as e:
+        raise ValueError(f"{name}: shapes {x.shape} and {y.shape} do not broadcast together") from e
+
+
+def _const(x: Tensor, array: Any) -> Tensor:
+    """A constant (no-grad) tensor on x's device: masks and other non-differentiable factors."""
+    return Tensor._make(array, False, x.device)
+
+
+# ------------------------------------------------------------------------- binary
+class Add(Function):
+    def forward(self, x: Tensor, y: Tensor) -> Any:
+        self.shapes = x.shape, y.shape
+        return _binary("add", x.xp.add, x, y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor, Tensor]:
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, x: Tensor, y: Tensor) -> Any:
+        self.shapes = x.shape, y.shape
+        return _binary("sub", x.xp.subtract, x, y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor, Tensor]:
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, x: Tensor, y: Tensor) -> Any:
+        self.save_for_backward(x, y)
+        return _binary("mul", x.xp.multiply, x, y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, y = self.saved_tensors
+        gx = unbroadcast(g * y, x.shape) if x.requires_grad else None
+        gy = unbroadcast(g * x, y.shape) if y.requires_grad else None
+        return gx, gy
+
+
+class Div(Function):
+    def forward(self, x: Tensor, y: Tensor) -> Any:
+        self.save_for_backward(x, y)
+        return _binary("div", x.xp.true_divide, x, y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, y = self.saved_tensors
+        gx = unbroadcast(g / y, x.shape) if x.requires_grad else None
+        gy = unbroadcast(-g * x / (y * y), y.shape) if y.requires_grad else None  # d(x/y)/dy = -x/y²
+        return gx, gy
+
+
+class Pow(Function):
+    """x ** y with both tensors: d/dx = y·x^(y-1), d/dy = x^y·log(x) (defined for x > 0)."""
+
+    saves_output = True
+
+    def forward(self, x: Tensor, y: Tensor) -> Any:
+        self.save_for_backward(x, y)
+        return _binary("pow", x.xp.power, x, y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, y = self.saved_tensors
+        gx = unbroadcast(g * y * x ** (y - 1.0), x.shape) if x.requires_grad else None
+        gy = unbroadcast(g * self.output * x.log(), y.shape) if y.requires_grad else None
+        return gx, gy
+
+
+class PowScalar(Function):
+    """x ** p for a Python number p: d/dx = p·x^(p-1)."""
+
+    def forward(self, x: Tensor, exponent: float) -> Any:
+        self.save_for_backward(x)
+        self.p = exponent
+        return x.data ** exponent
+
+    def backward(self, g: Tensor) -> Tensor:
+        (x,) = self.saved_tensors
+        if self.p == 2:
+            return g * x * 2.0
+        return g * (x ** (self.p - 1)) * float(self.p)
+
+
+class Maximum(Function):
+    """Where x == y the gradient is split evenly: the average of the two one-sided slopes."""
+
+    def forward(self, x: Tensor, y: Tensor) -> Any:
+        self.save_for_backward(x, y)
+        return _binary("maximum", x.xp.maximum, x, y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor, Tensor]:
+        x, y = self.saved_tensors
+        share_x = _const(x, ((x.data > y.data) + 0.5 * (x.data == y.data)).astype(g.dtype))
+        return unbroadcast(g * share_x, x.shape), unbroadcast(g * (1.0 - share_x), y.shape)
+
+
+class Minimum(Function):
+    def forward(self, x: Tensor, y: Tensor) -> Any:
+        self.save_for_backward(x, y)
+        return _binary("minimum", x.xp.minimum, x, y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor, Tensor]:
+        x, y = self.saved_tensors
+        share_x = _const(x, ((x.data < y.data) + 0.5 * (x.data == y.data)).astype(g.dtype))
+        return unbroadcast(g * share_x, x.shape), unbroadcast(g * (1.0 - share_x), y.shape)
+
+
+class Where(Function):
+    """where(cond, x, y): the gradient goes to x where cond holds and to y elsewhere."""
+
+    def forward(self, x: Tensor, y: Tensor, cond: Any) -> Any:
+        self.shapes = x.shape, y.shape
+        self.cond = cond
+        try:
+            return x.xp.where(cond, x.data, y.data)
+        except ValueError as e:
+            raise ValueError(
+                f"where: condition {cond.shape}, x {x.shape} and y {y.shape} do not broadcast together"
+            ) from e
+
+    def backward(self, g: Tensor) -> tuple[Tensor, Tensor]:
+        gx = g * _const(g, self.cond)
+        gy = g * _const(g, ~self.cond)
+        return unbroadcast(gx, self.shapes[0]), unbroadcast(gy, self.shapes[1])
+
+
+def where(cond: Any, x: Any, y: Any) -> Tensor:
+    """Elementwise `x if cond else y`, differentiable in x and y."""
+    ref = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)
+    x, y = ref._const(x), ref._const(y)
+    cond = cond.data if isinstance(cond, Tensor) else get_backend(ref.device).xp.asarray(cond)
+    if cond.dtype.kind != "b":
+        raise TypeError(f"where: the condition must be a bool tensor, got {cond.dtype}")
+    return Where.apply(x, y, cond=cond)
+
+
+# -------------------------------------------------------------------------- unary
+class Neg(Function):
+    def forward(self, x: Tensor) -> Any:
+        return -x.data
+
+    def backward(self, g: Tensor) -> Tensor:
+        return -g
+
+
+class Exp(Function):
+    saves_output = True
+
+    def forward(self, x: Tensor) -> Any:
+        return x.xp.exp(x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g * self.output  # d e^x = e^x
+
+
+class Log(Function):
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return x.xp.log(x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g / self.saved_tensors[0]
+
+
+class Sqrt(Function):
+    saves_output = True
+
+    def forward(self, x: Tensor) -> Any:
+        return x.xp.sqrt(x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g / (self.output * 2.0)  # d sqrt(x) = 1 / (2 sqrt(x))
+
+
+class Abs(Function):
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return x.xp.abs(x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g * self.saved_tensors[0].sign()
+
+
+class Sin(Function):
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return x.xp.sin(x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g * self.saved_tensors[0].cos()
+
+
+class Cos(Function):
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return x.xp.cos(x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return -g * self.saved_tensors[0].sin()
+
+
+class Tanh(Function):
+    saves_output = True
+
+    def forward(self, x: Tensor) -> Any:
+        return x.xp.tanh(x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        t = self.output
+        return g * (1.0 - t * t)
+
+
+def stable_sigmoid(xp: Any, x: Any) -> Any:
+    """1/(1+e^-x) without overflow: exp is only ever taken of -|x| <= 0."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    saves_output = True
+
+    def forward(self, x: Tensor) -> Any:
+        return stable_sigmoid(x.xp, x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        s = self.output
+        return g * s * (1.0 - s)
+
+
+class Softplus(Function):
+    """log(1 + e^x), computed as logaddexp(0, x) so it never overflows; derivative sigmoid(x)."""
+
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return x.xp.logaddexp(x.data.dtype.type(0), x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g * self.saved_tensors[0].sigmoid()
+
+
+class LogSigmoid(Function):
+    """log(sigmoid(x)) = -softplus(-x); derivative sigmoid(-x)."""
+
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return -x.xp.logaddexp(x.data.dtype.type(0), -x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g * (-self.saved_tensors[0]).sigmoid()
+
+
+class Relu(Function):
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return x.xp.maximum(x.data, 0)
+
+    def backward(self, g: Tensor) -> Tensor:
+        return g * _const(g, self.saved_tensors[0].data > 0)
+
+
+class LeakyRelu(Function):
+    def forward(self, x: Tensor, slope: float) -> Any:
+        self.save_for_backward(x)
+        self.slope = slope
+        return x.xp.where(x.data > 0, x.data, x.data * x.data.dtype.type(slope))
+
+    def backward(self, g: Tensor) -> Tensor:
+        x = self.saved_tensors[0]
+        return g * _const(g, x.xp.where(x.data > 0, 1.0, self.slope).astype(g.dtype))
+
+
+class Clip(Function):
+    """Gradient 1 inside [lo, hi] (boundaries included, as PyTorch), 0 outside."""
+
+    def forward(self, x: Tensor, lo: float | None, hi: float | None) -> Any:
+        self.save_for_backward(x)
+        self.lo, self.hi = lo, hi
+        return x.xp.clip(x.data, lo, hi)
+
+    def backward(self, g: Tensor) -> Tensor:
+        d = self.saved_tensors[0].data
+        inside = g.xp.ones(d.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= d >= self.lo
+        if self.hi is not None:
+            inside &= d <= self.hi
+        return g * _const(g, inside)
+
+
+class Erf(Function):
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return get_backend(x.device).erf(x.data).astype(x.dtype, copy=False)
+
+    def backward(self, g: Tensor) -> Tensor:
+        x = self.saved_tensors[0]
+        return g * (-(x * x)).exp() * (2.0 / math.sqrt(math.pi))  # d erf = 2/sqrt(pi) e^(-x²)
+
+
+class Gelu(Function):
+    """GELU(x) = x·Φ(x), Φ the standard normal CDF. d/dx = Φ(x) + x·φ(x) (Hendrycks & Gimpel 2016)."""
+
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        erf = get_backend(x.device).erf
+        return (0.5 * x.data * (1.0 + erf(x.data * (1.0 / math.sqrt(2.0))))).astype(x.dtype, copy=False)
+
+    def backward(self, g: Tensor) -> Tensor:
+        x = self.saved_tensors[0]
+        cdf = ((x * (1.0 / math.sqrt(2.0))).erf() + 1.0) * 0.5
+        pdf = (x * x * -0.5).exp() * (1.0 / math.sqrt(2.0 * math.pi))
+        return g * (cdf + x * pdf)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+class GeluTanh(Function):
+    """0.5·x·(1 + tanh(u)), u = sqrt(2/pi)·(x + 0.044715x³): the approximation GPT-2 used."""
+
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        d = x.data
+        return 0.5 * d * (1.0 + x.xp.tanh(_GELU_C * (d + 0.044715 * d * d * d)))
+
+    def backward(self, g: Tensor) -> Tensor:
+        x = self.saved_tensors[0]
+        t = ((x + x * x * x * 0.044715) * _GELU_C).tanh()
+        du = (x * x * (3 * 0.044715) + 1.0) * _GELU_C
+        return g * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * du)
+
+
+class Silu(Function):
+    """x·sigmoid(x); d/dx = s + x·s·(1 - s) with s = sigmoid(x)."""
+
+    def forward(self, x: Tensor) -> Any:
+        self.save_for_backward(x)
+        return x.data * stable_sigmoid(x.xp, x.data)
+
+    def backward(self, g: Tensor) -> Tensor:
+        x = self.saved_tensors[0]
+        s = x.sigmoid()
+        return g * s * (x * (1.0 - s) + 1.0)

@@ -1,0 +1,558 @@
+"""The Tensor: an array, a device, and the record of how it was made.
+
+A Tensor holds a backend array in `.data`. When it was produced by a differentiable op while
+grad mode was on and some input required grad, `._ctx` points at that op's `Function` node,
+whose `.parents` are the input Tensors: following `_ctx.parents` from the loss walks the whole
+computation graph backwards. Leaves (tensors you created) have `_ctx = None`.
+
+The methods here are thin: each one names the `Function` that does the work (see `ops/`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import dtypes
+from .backend import get_backend
+from .grad_mode import STATE
+
+Axis = int | Sequence[int] | None
+
+
+class Tensor:
+    __slots__ = (
+        "data", "requires_grad", "grad", "_ctx", "_version", "_retains_grad", "_hooks",
+        "device", "name", "__weakref__",
+    )
+    __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu") -> None:
+        xp = get_backend(device).xp
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is not None:
+            arr = xp.array(data, dtype=dtypes.to_dtype(dtype))
+        else:
+            arr = xp.array(data)
+            if not isinstance(data, (np.ndarray, np.generic)) and arr.dtype == np.float64:
+                arr = arr.astype(dtypes.DEFAULT_FLOAT)  # Python floats -> float32, as in PyTorch
+        _init(self, arr, False, device)
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _make(data: Any, requires_grad: bool, device: str) -> "Tensor":
+        """Internal constructor: wraps an existing backend array without copying."""
+        t = object.__new__(Tensor)
+        _init(t, data, requires_grad, device)
+        return t
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def numel(self) -> int:
+        return self.data.size
+
+    @property
+    def xp(self) -> Any:
+        """The array module (numpy, cupy) of this tensor's device."""
+        return get_backend(self.device).xp
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def T(self) -> "Tensor":
+        """All axes reversed, as NumPy's `.T`."""
+        return self.permute(tuple(range(self.ndim - 1, -1, -1)))
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self._ctx is not None:
+            extra = f", grad_fn={type(self._ctx).__name__}"
+        elif self.requires_grad:
+            extra = ", requires_grad=True"
+        dev = "" if self.device == "cpu" else f", device={self.device!r}"
+        body = np.array2string(get_backend(self.device).to_numpy(self.data), separator=", ", prefix="Tensor(")
+        return f"Tensor({body}, dtype={self.dtype}{dev}{extra})"
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
+        return bool(self.data)
+
+    __hash__ = object.__hash__  # __eq__ is elementwise, but tensors stay usable as dict keys
+
+    # ---------------------------------------------------------------- conversions
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shares memory on CPU)."""
+        return get_backend(self.device).to_numpy(self.data)
+
+    def item(self) -> Any:
+        if self.data.size != 1:
+            raise ValueError(f"item(): only one-element tensors can be converted, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def detach(self) -> "Tensor":
+        """Same data, cut from the graph."""
+        return Tensor._make(self.data, False, self.device)
+
+    def astype(self, dtype: Any) -> "Tensor":
+        """Differentiable between float dtypes; casting to int/bool gives a constant."""
+        dtype = dtypes.to_dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if not dtypes.is_floating(dtype):  # integers have no gradient: a constant
+            return Tensor._make(self.data.astype(dtype), False, self.device)
+        return M.Cast.apply(self, dtype=dtype)
+
+    def float(self) -> "Tensor":
+        return self.astype(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(dtypes.float64)
+
+    def long(self) -> "Tensor":
+        return self.astype(dtypes.int64)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and not dtypes.is_floating(self.dtype):
+            raise TypeError(
+                f"requires_grad_: only floating-point tensors can require gradients, this one is "
+                f"{self.dtype}. Integer and bool tensors hold indices, counts or masks: a small change "
+                f"of their value is not defined, so they have no gradient."
+            )
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use .detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    # -------------------------------------------------------------------- autograd
+    def backward(self, grad: "Tensor | None" = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (see autograd.backward)."""
+        from .autograd import backward
+
+        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retains_grad = True
+        return self
+
+    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Callable[[], None]:
+        """Call `hook(grad)` when this tensor's gradient is computed; a returned tensor replaces
+        the gradient. Returns a function that removes the hook."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook() on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return lambda: self._hooks.remove(hook)
+
+    def zero_grad_(self) -> None:
+        self.grad = None
+
+    # --------------------------------------------------------------------- in place
+    # In-place ops change `.data` and bump the version counter, so backward can detect that a
+    # tensor it saved was overwritten. They build no graph: use them under no_grad (optimizers).
+    def _check_inplace(self, op: str) -> None:
+        if STATE.grad_enabled and self.requires_grad:
+            raise RuntimeError(
+                f"{op}: in-place update of a tensor that requires grad while grad mode is on; "
+                f"wrap the update in `with tinygrad_lite.no_grad():` (as optimizers do)"
+            )
+
+    def _inplace(self, op: str, fn: Callable[[Any], Any]) -> "Tensor":
+        self._check_inplace(op)
+        fn(self.data)
+        self._version += 1
+        return self
+
+    def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
+        o = _data(other)
+        return self._inplace("add_", lambda d: d.__iadd__(o * alpha if alpha != 1.0 else o))
+
+    def sub_(self, other: Any) -> "Tensor":
+        o = _data(other)
+        return self._inplace("sub_", lambda d: d.__isub__(o))
+
+    def mul_(self, other: Any) -> "Tensor":
+        o = _data(other)
+        return self._inplace("mul_", lambda d: d.__imul__(o))
+
+    def div_(self, other: Any) -> "Tensor":
+        o = _data(other)
+        return self._inplace("div_", lambda d: d.__itruediv__(o))
+
+    def copy_(self, other: Any) -> "Tensor":
+        o = _data(other)
+        if np.shape(o) != self.shape and np.broadcast_shapes(np.shape(o), self.shape) != self.shape:
+            raise ValueError(f"copy_: cannot copy shape {np.shape(o)} into shape {self.shape}")
+        return self._inplace("copy_", lambda d: d.__setitem__(..., o))
+
+    def fill_(self, value: float) -> "Tensor":
+        return self._inplace("fill_", lambda d: d.fill(value))
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        o, idx = _data(value), _index_data(index)
+        self._inplace("__setitem__", lambda d: d.__setitem__(idx, o))
+
+    # ------------------------------------------------------------ binary operators
+    def _const(self, value: Any) -> "Tensor":
+        """Wrap a Python scalar / array as a constant of a matching dtype on this device."""
+        if isinstance(value, Tensor):
+            return value
+        xp = get_backend(self.device).xp
+        if isinstance(value, (bool, int, float)) and not isinstance(value, np.ndarray):
+            # A Python scalar takes the tensor's dtype, unless a float meets an int tensor.
+            dt = self.dtype
+            if isinstance(value, float) and not dtypes.is_floating(dt):
+                dt = dtypes.DEFAULT_FLOAT
+            return Tensor._make(xp.asarray(value, dtype=dt), False, self.device)
+        return Tensor._make(xp.asarray(value), False, self.device)
+
+    def add(self, other: Any) -> "Tensor":
+        return E.Add.apply(self, self._const(other))
+
+    def sub(self, other: Any) -> "Tensor":
+        return E.Sub.apply(self, self._const(other))
+
+    def mul(self, other: Any) -> "Tensor":
+        return E.Mul.apply(self, self._const(other))
+
+    def div(self, other: Any) -> "Tensor":
+        return E.Div.apply(self, self._const(other))
+
+    def pow(self, exponent: Any) -> "Tensor":
+        if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+            return E.PowScalar.apply(self, exponent=exponent)
+        return E.Pow.apply(self, self._const(exponent))
+
+    def maximum(self, other: Any) -> "Tensor":
+        return E.Maximum.apply(self, self._const(other))
+
+    def minimum(self, other: Any) -> "Tensor":
+        return E.Minimum.apply(self, self._const(other))
+
+    def matmul(self, other: "Tensor") -> "Tensor":
+        return L.matmul(self, self._const(other))
+
+    __add__ = add
+    __sub__ = sub
+    __mul__ = mul
+    __truediv__ = div
+    __pow__ = pow
+    __matmul__ = matmul
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return E.Add.apply(self._const(other), self)
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return E.Sub.apply(self._const(other), self)
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return E.Mul.apply(self._const(other), self)
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return E.Div.apply(self._const(other), self)
+
+    def __rpow__(self, other: Any) -> "Tensor":
+        return E.Pow.apply(self._const(other), self)
+
+    def __rmatmul__(self, other: Any) -> "Tensor":
+        return L.matmul(self._const(other), self)
+
+    def __neg__(self) -> "Tensor":
+        return E.Neg.apply(self)
+
+    # Comparisons give bool tensors (constants: no gradient flows through a comparison).
+    def _compare(self, other: Any, fn: Callable[[Any, Any], Any]) -> "Tensor":
+        return Tensor._make(fn(self.data, _data(other)), False, self.device)
+
+    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        return self._compare(other, lambda a, b: a != b)
+
+    def __lt__(self, other: Any) -> "Tensor":
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other: Any) -> "Tensor":
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other: Any) -> "Tensor":
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other: Any) -> "Tensor":
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __invert__(self) -> "Tensor":
+        if self.dtype != dtypes.bool_:
+            raise TypeError(f"~ (logical not) needs a bool tensor, got {self.dtype}")
+        return Tensor._make(~self.data, False, self.device)
+
+    def __and__(self, other: Any) -> "Tensor":
+        return self._compare(other, lambda a, b: a & b)
+
+    def __or__(self, other: Any) -> "Tensor":
+        return self._compare(other, lambda a, b: a | b)
+
+    def any(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        return Tensor._make(self.xp.any(self.data, axis=axis, keepdims=keepdims), False, self.device)
+
+    def all(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        return Tensor._make(self.xp.all(self.data, axis=axis, keepdims=keepdims), False, self.device)
+
+    def sign(self) -> "Tensor":
+        """Constant (no gradient: the derivative of sign is zero almost everywhere)."""
+        return Tensor._make(self.xp.sign(self.data), False, self.device)
+
+    # --------------------------------------------------------------- unary ops
+    def exp(self) -> "Tensor":
+        return E.Exp.apply(self)
+
+    def log(self) -> "Tensor":
+        return E.Log.apply(self)
+
+    def sqrt(self) -> "Tensor":
+        return E.Sqrt.apply(self)
+
+    def abs(self) -> "Tensor":
+        return E.Abs.apply(self)
+
+    def sin(self) -> "Tensor":
+        return E.Sin.apply(self)
+
+    def cos(self) -> "Tensor":
+        return E.Cos.apply(self)
+
+    def tanh(self) -> "Tensor":
+        return E.Tanh.apply(self)
+
+    def sigmoid(self) -> "Tensor":
+        return E.Sigmoid.apply(self)
+
+    def log_sigmoid(self) -> "Tensor":
+        return E.LogSigmoid.apply(self)
+
+    def relu(self) -> "Tensor":
+        return E.Relu.apply(self)
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> "Tensor":
+        return E.LeakyRelu.apply(self, slope=negative_slope)
+
+    def gelu(self, approximate: str = "none") -> "Tensor":
+        """GELU: x·Φ(x) exactly (`approximate="none"`) or with the tanh formula (`"tanh"`)."""
+        if approximate == "none":
+            return E.Gelu.apply(self)
+        if approximate == "tanh":
+            return E.GeluTanh.apply(self)
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    def erf(self) -> "Tensor":
+        return E.Erf.apply(self)
+
+    def silu(self) -> "Tensor":
+        return E.Silu.apply(self)
+
+    def softplus(self) -> "Tensor":
+        return E.Softplus.apply(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> "Tensor":  # noqa: A002
+        if min is None and max is None:
+            raise ValueError("clip: give at least one of min and max")
+        if min is not None and max is not None and min > max:
+            raise ValueError(f"clip: min={min} is greater than max={max}")
+        return E.Clip.apply(self, lo=min, hi=max)
+
+    clamp = clip
+
+    def square(self) -> "Tensor":
+        return E.Mul.apply(self, self)
+
+    def reciprocal(self) -> "Tensor":
+        return 1.0 / self
+
+    # -------------------------------------------------------------- reductions
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        return R.Sum.apply(self, axis=R.normalize_axis(axis, self.ndim, "sum"), keepdims=keepdims)
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        axes = R.normalize_axis(axis, self.ndim, "mean")
+        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        if count == 0:
+            raise ValueError(f"mean: reducing an empty axis of shape {self.shape}")
+        return R.Sum.apply(self, axis=axes, keepdims=keepdims) * (1.0 / count)
+
+    def max(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        return R.Max.apply(self, axis=R.normalize_axis(axis, self.ndim, "max"), keepdims=keepdims)
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        return -R.Max.apply(-self, axis=R.normalize_axis(axis, self.ndim, "min"), keepdims=keepdims)
+
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
+        """Mean squared deviation; `ddof=1` gives the unbiased estimate (divide by n-1)."""
+        axes = R.normalize_axis(axis, self.ndim, "var")
+        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        if count - ddof <= 0:
+            raise ValueError(f"var: {count} elements with ddof={ddof} leaves no degrees of freedom")
+        centered = self - self.mean(axis=axes, keepdims=True)
+        return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
+
+    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
+        return self.var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+        return R.LogSumExp.apply(self, axis=R.normalize_axis(axis, self.ndim, "logsumexp"), keepdims=keepdims)
+
+    def softmax(self, axis: int = -1) -> "Tensor":
+        return R.Softmax.apply(self, axis=R.normalize_axis(axis, self.ndim, "softmax")[0])
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        return R.LogSoftmax.apply(self, axis=R.normalize_axis(axis, self.ndim, "log_softmax")[0])
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+        return R.arg_reduce(self, "argmax", axis, keepdims)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+        return R.arg_reduce(self, "argmin", axis, keepdims)
+
+    # -------------------------------------------------------- shape and movement
+    def reshape(self, *shape: Any) -> "Tensor":
+        return M.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    view = reshape
+
+    def permute(self, *axes: Any) -> "Tensor":
+        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return M.permute(self, axes)
+
+    def transpose(self, axis0: int = -2, axis1: int = -1) -> "Tensor":
+        """Swap two axes (default: the last two, the matrix transpose)."""
+        return M.swapaxes(self, axis0, axis1)
+
+    swapaxes = transpose
+
+    def expand(self, *shape: Any) -> "Tensor":
+        return M.broadcast_to(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    broadcast_to = expand
+
+    def squeeze(self, axis: Axis = None) -> "Tensor":
+        return M.squeeze(self, axis)
+
+    def unsqueeze(self, axis: int) -> "Tensor":
+        return M.unsqueeze(self, axis)
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> "Tensor":
+        return M.flatten(self, start_axis, end_axis)
+
+    def pad(self, pad_width: Any, value: float = 0.0) -> "Tensor":
+        return M.pad(self, pad_width, value)
+
+    def tril(self, k: int = 0) -> "Tensor":
+        return M.Tril.apply(self, k=k, upper=False)
+
+    def triu(self, k: int = 0) -> "Tensor":
+        return M.Tril.apply(self, k=k, upper=True)
+
+    def masked_fill(self, mask: Any, value: float) -> "Tensor":
+        return M.masked_fill(self, mask, value)
+
+    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
+        return M.split(self, split_size_or_sections, axis)
+
+    def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
+        return M.chunk(self, chunks, axis)
+
+    # ------------------------------------------------------------------ indexing
+    def __getitem__(self, index: Any) -> "Tensor":
+        return I.getitem(self, index)
+
+    def gather(self, axis: int, index: Any) -> "Tensor":
+        return I.take_along_axis(self, index, axis)
+
+    def take_along_axis(self, index: Any, axis: int) -> "Tensor":
+        return I.take_along_axis(self, index, axis)
+
+    # ---------------------------------------------------------------- devices
+    def to(self, device: str) -> "Tensor":
+        if device == self.device:
+            return self
+        return M.ToDevice.apply(self, device=device)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+
+def _init(t: Tensor, data: Any, requires_grad: bool, device: str) -> None:
+    t.data = data
+    t.requires_grad = requires_grad
+    t.grad = None
+    t._ctx = None
+    t._version = 0
+    t._retains_grad = False
+    t._hooks = None
+    t.device = device
+    t.name = None
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _index_data(index: Any) -> Any:
+    if isinstance(index, tuple):
+        return tuple(_data(i) for i in index)
+    return _data(index)
+
+
+def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
+    """`x` if it is already a Tensor, else a constant Tensor (matching `like`'s dtype/device)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None:
+        return like._const(x)
+    return Tensor(x)
+
+
+def tensors(xs: Iterable[Any]) -> list[Tensor]:
+    return [as_tensor(x) for x in xs]
+
+
+# The op modules import Tensor from this module, so they are imported after it is defined.
+from .ops import elementwise as E  # noqa: E402
+from .ops import indexing as I  # noqa: E402
+from .ops import linalg as L  # noqa: E402
+from .ops import movement as M  # noqa: E402
+from .ops import reduce as R  # noqa: E402
