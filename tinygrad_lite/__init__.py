@@ -19,6 +19,7 @@ from .function import Function
 from .grad_mode import AnomalyError, detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_grad, numerical_jacobian
 from .graph import draw_graph
+from .forward_mode import jacobian, jvp
 from .ops.elementwise import where
 from .ops.indexing import embedding, one_hot, take_along_axis
 from .ops.linalg import matmul
@@ -48,6 +49,7 @@ __all__ = [
     "stack", "split", "take_along_axis", "embedding", "one_hot", "functional", "dtypes",
     "float16", "float32", "float64", "int32", "int64", "bool_",
     "get_backend", "register_backend", "available_devices",
+    "jvp", "jacobian",
 ]
 
 

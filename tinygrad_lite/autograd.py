@@ -9,17 +9,19 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from .grad_mode import STATE, AnomalyError, set_grad_enabled
+from .grad_mode import STATE, AnomalyError, pause_anomaly, set_grad_enabled
 from .tensor import Tensor
 
 
 class GradientShapeError(RuntimeError):
     """A backward rule returned a gradient whose shape differs from its input's."""
 
-    def __init__(self, op: str, grad_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> None:
-        self.op, self.grad_shape, self.input_shape = op, grad_shape, input_shape
+    def __init__(self, op: str, grad_shape: tuple[int, ...], input_shape: tuple[int, ...],
+                 tensor: Tensor | None = None) -> None:
+        # `tensor` is the input that received the bad gradient (gradcheck uses it to name the input)
+        self.op, self.grad_shape, self.input_shape, self.tensor = op, grad_shape, input_shape, tensor
         super().__init__(
             f"{op}.backward returned a gradient of shape {grad_shape} for an input of shape "
             f"{input_shape}; a gradient must have its input's shape (a broadcast input needs its "
@@ -106,14 +108,18 @@ def run_backward(
                     f"create_graph=True (double backward) is not supported through it. Use the "
                     f"composed version of the op for higher-order gradients."
                 )
-            grads = ctx.backward(g)
+            if anomaly:
+                with pause_anomaly():
+                    grads = ctx.backward(g)
+            else:
+                grads = ctx.backward(g)
             if not isinstance(grads, tuple):
                 grads = (grads,)
             for p, pg in zip(ctx.parents, grads):
                 if pg is None or not p.requires_grad:
                     continue
                 if pg.shape != p.shape:
-                    raise GradientShapeError(ctx.name, pg.shape, p.shape)
+                    raise GradientShapeError(ctx.name, pg.shape, p.shape, p)
                 if pg.dtype != p.dtype:
                     pg = pg.astype(p.dtype)
                 if anomaly:

@@ -15,12 +15,12 @@ from .tensor import Tensor
 Shape = int | Sequence[int]
 
 
-def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:
+def _shape(shape: tuple[Any, ...], op: str) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     out = tuple(int(n) for n in shape)
     if any(n < 0 for n in out):
-        raise ValueError(f"negative dimension in shape {out}")
+        raise ValueError(f"{op}: negative dimension in shape {out}")
     return out
 
 
@@ -34,15 +34,15 @@ def _float(dtype: Any) -> Any:
 
 
 def zeros(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False) -> Tensor:
-    return _wrap(get_backend(device).xp.zeros(_shape(shape), dtype=_float(dtype)), requires_grad, device)
+    return _wrap(get_backend(device).xp.zeros(_shape(shape, "zeros"), dtype=_float(dtype)), requires_grad, device)
 
 
 def ones(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False) -> Tensor:
-    return _wrap(get_backend(device).xp.ones(_shape(shape), dtype=_float(dtype)), requires_grad, device)
+    return _wrap(get_backend(device).xp.ones(_shape(shape, "ones"), dtype=_float(dtype)), requires_grad, device)
 
 
 def full(shape: Shape, fill_value: float, dtype: Any = None, device: str = "cpu", requires_grad: bool = False) -> Tensor:
-    shape = _shape((shape,) if isinstance(shape, int) else (tuple(shape),))
+    shape = _shape((shape,) if isinstance(shape, int) else (tuple(shape),), "full")
     return _wrap(get_backend(device).xp.full(shape, fill_value, dtype=_float(dtype)), requires_grad, device)
 
 
@@ -66,19 +66,21 @@ def eye(n: int, m: int | None = None, dtype: Any = None, device: str = "cpu", re
 def rand(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False,
          generator: Generator | None = None) -> Tensor:
     """Uniform on [0, 1)."""
-    data = (generator or default_generator).uniform(_shape(shape), _float(dtype))
+    data = (generator or default_generator).uniform(_shape(shape, "rand"), _float(dtype))
     return _wrap(get_backend(device).xp.asarray(data), requires_grad, device)
 
 
 def randn(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False,
           generator: Generator | None = None) -> Tensor:
     """Standard normal."""
-    data = (generator or default_generator).normal(_shape(shape), _float(dtype))
+    data = (generator or default_generator).normal(_shape(shape, "randn"), _float(dtype))
     return _wrap(get_backend(device).xp.asarray(data), requires_grad, device)
 
 
 def randint(low: int, high: int, shape: Shape, device: str = "cpu", generator: Generator | None = None) -> Tensor:
-    shape = _shape((shape,) if isinstance(shape, int) else (tuple(shape),))
+    shape = _shape((shape,) if isinstance(shape, int) else (tuple(shape),), "randint")
+    if low >= high:
+        raise ValueError(f"randint: low={low} must be less than high={high} (high is excluded)")
     data = (generator or default_generator).integers(low, high, shape)
     return _wrap(get_backend(device).xp.asarray(data), False, device)
 

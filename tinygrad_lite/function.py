@@ -42,7 +42,7 @@ class Function:
             ctx.parents = inputs
             ctx.versions = tuple(t._version for t in ctx.saved)
             out._ctx = ctx
-            if cls.saves_output:
+            if cls.saves_output:  # a weak reference: the output must not keep itself alive
                 ctx._output = weakref.ref(out)
         if STATE.anomaly:
             _check_forward(ctx, cls, inputs, out)
@@ -76,6 +76,12 @@ class Function:
         out = self._output()
         if out is None:  # pragma: no cover - the output is alive while anything depends on it
             raise RuntimeError(f"{type(self).__name__}.backward: the output tensor was freed")
+        if out._version != 0:  # outputs are born at version 0; an in-place update (no_grad) bumps it
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: its output (shape {out.shape}), which backward reuses, "
+                f"was modified in place after the forward pass (version 0 -> {out._version}). Its "
+                f"gradient would be wrong; work on a copy instead (e.g. `y = y * 1` before the update)."
+            )
         return out
 
     @property

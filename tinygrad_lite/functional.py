@@ -1,11 +1,12 @@
 """Functional forms of losses and layers-without-parameters (`import tinygrad_lite.functional as F`)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from . import dtypes
 from .ops.elementwise import where
-from .ops.fused import CrossEntropy
+from .ops.fused import CausalAttention, CrossEntropy, FusedGelu, LayerNorm, Linear
 from .ops.indexing import embedding, one_hot, take_along_axis
 from .random import Generator, default_generator
 from .tensor import Tensor
@@ -14,7 +15,7 @@ __all__ = [
     "relu", "gelu", "silu", "sigmoid", "tanh", "softplus", "log_sigmoid", "leaky_relu",
     "softmax", "log_softmax", "logsumexp", "cross_entropy", "nll_loss",
     "binary_cross_entropy_with_logits", "mse", "mse_loss", "dropout", "embedding", "one_hot",
-    "take_along_axis", "where",
+    "take_along_axis", "where", "layer_norm", "linear", "fused_gelu", "causal_attention",
 ]
 
 
@@ -132,3 +133,37 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generat
     mask = Tensor._make((keep / (1.0 - p)).astype(x.dtype), False, x.device)
     return x * mask
 
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Fused layer norm over the last axis: (x - mean) / sqrt(var + eps) · weight + bias."""
+    n = x.shape[-1]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != (n,):
+            raise ValueError(f"layer_norm: {name} must have shape ({n},) for input of shape {x.shape}, got {p.shape}")
+    weight = weight if weight is not None else Tensor._make(x.xp.ones(n, dtype=x.dtype), False, x.device)
+    bias = bias if bias is not None else Tensor._make(x.xp.zeros(n, dtype=x.dtype), False, x.device)
+    return LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Fused x·Wᵀ + b for W of shape (out, in) and x of shape (..., in)."""
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape {weight.shape} (out, in)")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
+
+
+def fused_gelu(x: Tensor) -> Tensor:
+    """Exact GELU, x·Φ(x), as one fused op (fast; no double backward: use `gelu` for that)."""
+    return FusedGelu.apply(x)
+
+
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, keep: Any = None) -> Tensor:
+    """Fused softmax(q·kᵀ/√d, causal mask)·v; q (..., Tq, d), k and v (..., Tk, d), Tq <= Tk."""
+    if q.ndim < 2 or k.shape != v.shape or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1] \
+            or q.shape[-2] > k.shape[-2]:
+        raise ValueError(f"causal_attention: q {q.shape}, k {k.shape}, v {v.shape} need q (..., Tq, d) and "
+                         f"k, v (..., Tk, d) with Tq <= Tk")
+    return CausalAttention.apply(q, k, v, scale=1.0 / math.sqrt(q.shape[-1]), keep=keep)

@@ -6,7 +6,8 @@ Both are plain module-level flags read on every op, so they must be cheap to che
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class _State:
@@ -25,23 +26,34 @@ def is_grad_enabled() -> bool:
 
 
 class _FlagContext:
-    """Sets one flag of STATE on enter and restores the previous value on exit."""
+    """Sets one flag of STATE on enter and restores the previous value on exit.
+
+    Used as a decorator it wraps each call in the same block; `@no_grad` and `@no_grad()` both work.
+    """
 
     flag = ""
     value = True
 
-    def __enter__(self) -> "_FlagContext":
-        self._prev = getattr(STATE, self.flag)
+    def __new__(cls, *args: Any) -> Any:
+        if cls is not set_grad_enabled and len(args) == 1 and callable(args[0]):
+            return cls()(args[0])  # bare `@no_grad` on a function
+        return super().__new__(cls)
+
+    def __init__(self) -> None:
+        self._prev: list[bool] = []  # a stack, so one instance can be entered again while active
+
+    def __enter__(self) -> _FlagContext:
+        self._prev.append(getattr(STATE, self.flag))
         setattr(STATE, self.flag, self.value)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        setattr(STATE, self.flag, self._prev)
+        setattr(STATE, self.flag, self._prev.pop())
 
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)():
+            with self:
                 return fn(*args, **kwargs)
 
         return wrapper
@@ -65,17 +77,8 @@ class set_grad_enabled(_FlagContext):
     flag = "grad_enabled"
 
     def __init__(self, mode: bool = True) -> None:
+        super().__init__()
         self.value = bool(mode)
-
-    def __call__(self, fn: Callable) -> Callable:
-        mode = self.value
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
 
 
 class detect_anomaly(_FlagContext):
@@ -86,6 +89,13 @@ class detect_anomaly(_FlagContext):
     """
 
     flag, value = "anomaly", True
+
+
+class pause_anomaly(_FlagContext):
+    """Used by the backward pass around each backward rule: the rule's result is checked as a whole
+    and blamed on its op (e.g. Sqrt), not on the Div or Mul that the rule happens to use inside."""
+
+    flag, value = "anomaly", False
 
 
 class AnomalyError(FloatingPointError):

@@ -14,8 +14,9 @@ all-zero gradient, and a gradient that is right on only part of the input.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from .tensor import Tensor
 class GradcheckError(RuntimeError):
     """Raised by gradcheck on a mismatch; `.result` holds the structured findings."""
 
-    def __init__(self, result: "GradcheckResult") -> None:
+    def __init__(self, result: GradcheckResult) -> None:
         super().__init__(result.report)
         self.result = result
 
@@ -63,7 +64,8 @@ def _evaluate(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> list[np.ndarr
         return [np.array(o.numpy(), dtype=np.float64).ravel() for o in _outputs(fn, inputs)]
 
 
-def numerical_jacobian(fn: Callable[..., Any], inputs: Sequence[Tensor] | Tensor, eps: float = 1e-6) -> list[list[np.ndarray]]:
+def numerical_jacobian(fn: Callable[..., Any], inputs: Sequence[Tensor] | Tensor,
+                       eps: float = 1e-6) -> list[list[np.ndarray]]:
     """J[i][j]: the (out_j.size, in_i.size) Jacobian of output j w.r.t. input i, by central
     differences. Only inputs that require grad are perturbed (others get an empty list)."""
     inputs = _as_tuple(inputs)
@@ -114,50 +116,91 @@ def _analytical_jacobian(outs: Sequence[Tensor], diff_inputs: Sequence[Tensor]) 
 
 
 # ----------------------------------------------------------------- diagnosis
-def _diagnose(a: np.ndarray, n: np.ndarray, shape: tuple[int, ...], atol: float, rtol: float) -> tuple[str, str, float | None]:
-    """Recognize a common mistake from the analytical (a) and numerical (n) Jacobians."""
-    tol = atol + rtol * np.abs(n)
-    scale = max(np.abs(n).max(initial=0.0), atol)
-    if np.abs(a).max(initial=0.0) <= atol and np.abs(n).max(initial=0.0) > atol:
+def _factor_text(c: float) -> str:
+    """Explain analytical ≈ c·numerical. Integer multiples and fractions 1/k have typical causes."""
+    text = f"off by a constant factor: analytical ≈ {c:.4g} × numerical"
+    sign = ", and the sign is flipped" if c < 0 else ""
+    mag = abs(c)
+    k = round(mag if mag > 1 else 1 / mag)
+    if k < 2 or abs(mag - (k if mag > 1 else 1 / k)) > 1e-3 * mag:
+        return text + (" (and the sign is flipped)" if c < 0 else "")
+    if mag > 1:
+        return text + f" (an extra ×{k}{sign}: a term counted {k} times, or a sum where a mean belongs?)"
+    # Only a fraction 1/k can come from broadcasting: an input copied k times in forward gets the
+    # *sum* of its k copies' gradients, so averaging them instead is exactly k times too small.
+    return text + (f" (a missing ×{k}{sign}: a constant dropped from the derivative, like the 2 of d(x²) = 2x? "
+                   f"Or, if forward broadcast this input {k} times, its gradient was averaged where the "
+                   f"{k} copies must be summed)")
+
+
+def _diagnose(a: np.ndarray, n: np.ndarray, x: np.ndarray, atol: float, rtol: float) -> tuple[str, str, float | None]:
+    """Recognize a common mistake from the analytical (a) and numerical (n) Jacobians, both of
+    shape (outputs, input elements), for the input values x."""
+    ok = np.abs(a - n) <= atol + rtol * np.abs(n)
+    n_max = np.abs(n).max(initial=0.0)
+    if np.abs(a).max(initial=0.0) <= atol and n_max > atol:
         return "zero", "the analytical gradient is all zero while the numerical one is not: " \
                        "is the backward rule returning zeros, or is the input detached from the graph?", None
-    significant = np.abs(n) > 1e-3 * scale
+    # A constant factor: estimate it from the entries that are clearly nonzero (a median is not
+    # thrown off by a few odd ones), then require that it explains *every* entry.
+    significant = np.abs(n) > 1e-3 * max(n_max, atol)
     if significant.any():
-        ratios = a[significant] / n[significant]
-        c = float(np.median(ratios))
-        if abs(c) > 1e-8 and np.allclose(a, c * n, atol=atol * max(1.0, abs(c)), rtol=rtol * 10):
-            if np.isclose(c, -1.0, rtol=1e-3):
+        c = float(np.median(a[significant] / n[significant]))
+        explains_all = np.allclose(a, c * n, atol=atol * max(1.0, abs(c)), rtol=rtol * 10)
+        # (c within 1% of 1 is no factor at all: the gradient is merely a little off)
+        if explains_all and abs(c) > 1e-8 and abs(c - 1.0) > 0.01:
+            if abs(c + 1.0) <= 0.01:
                 return "sign", "the sign is flipped: analytical = -numerical everywhere", -1.0
-            text = f"off by a constant factor: analytical ≈ {c:.4g} × numerical"
-            k = 1.0 / c if abs(c) < 1 else c
-            if abs(k - round(k)) < 1e-3 and round(k) >= 2:
-                text += f" (a factor {round(k)}: a missing or extra ×{round(k)}; if the input was " \
-                        f"broadcast {round(k)} times, a mean used where a sum belongs gives this)"
-            return "factor", text, c
-    if len(shape) >= 2 and shape[-1] == shape[-2] and shape[-1] > 1:
-        at = a.reshape(a.shape[0], *shape)
-        at = np.swapaxes(at, -1, -2).reshape(a.shape)
-        if np.all(np.abs(at - n) <= tol):
+            return "factor", _factor_text(c), c
+    shape = x.shape
+    if len(shape) >= 2 and shape[-1] == shape[-2] > 1:
+        # Transpose each row of the Jacobian (a gradient in the input's shape) and compare again.
+        at = np.swapaxes(a.reshape(a.shape[0], *shape), -1, -2).reshape(a.shape)
+        if np.all(np.abs(at - n) <= atol + rtol * np.abs(n)):
             return "transposed", "the gradient is transposed: analytical[..., i, j] == numerical[..., j, i] " \
                                  "(check the order of a matmul's operands or a missing .T)", None
-    col_ok = np.all(np.abs(a - n) <= tol, axis=0)
+    # Partial: some input elements get exactly the right gradient (every output), others do not.
+    col_ok = ok.all(axis=0)
     if col_ok.any() and not col_ok.all():
-        bad = np.flatnonzero(~col_ok)
-        where = [tuple(int(i) for i in np.unravel_index(k, shape)) for k in bad[:6]]
-        more = "" if bad.size <= 6 else f" and {bad.size - 6} more"
-        return "partial", (
-            f"correct on only part of the input: {int(col_ok.sum())} of {col_ok.size} input elements match; "
-            f"wrong at {where}{more} (a branch or a slice of the input handled wrongly?)"
-        ), None
+        bad = ~col_ok
+        where = [tuple(int(i) for i in np.unravel_index(k, shape)) for k in np.flatnonzero(bad)[:6]]
+        more = "" if bad.sum() <= 6 else f" and {int(bad.sum()) - 6} more"
+        values = x.ravel()
+        if np.array_equal(bad, values < 0) or np.array_equal(bad, values <= 0):
+            why = "exactly where the input is negative: check the branch for x < 0"
+        elif np.array_equal(bad, values > 0) or np.array_equal(bad, values >= 0):
+            why = "exactly where the input is positive: check the branch for x > 0"
+        else:
+            why = "a branch or a slice of the input handled wrongly?"
+        return "partial", (f"correct on only part of the input: {int(col_ok.sum())} of {col_ok.size} input "
+                           f"elements match; wrong at {where}{more} ({why})"), None
     return "unknown", "no common mistake recognized; compare the worst elements above", None
+
+
+def _shape_diagnosis(e: GradientShapeError) -> tuple[str, str]:
+    """A backward rule returned a gradient of the wrong shape: name the likely mistake."""
+    g, s = e.grad_shape, e.input_shape
+    base = f"{e.op}.backward returned a gradient of shape {g} for an input of shape {s}"
+    if len(g) == len(s) >= 2 and g != s and (g == s[::-1] or g == s[:-2] + (s[-1], s[-2])):
+        return "transposed", f"the gradient is transposed: {base} (a matmul's operands swapped, or a missing .T?)"
+    try:
+        broadcast = np.broadcast_shapes(s, g) == g
+    except ValueError:
+        broadcast = False
+    if broadcast:
+        return "broadcast", (f"missing sum over broadcast dimensions: {base}; forward broadcast this input, so "
+                             f"its gradient must be summed over the broadcast dimensions (see ops/broadcast.py)")
+    return "unknown", f"{base}; a gradient must have its input's shape"
 
 
 def _worst(a: np.ndarray, n: np.ndarray, out_shapes: list[tuple[int, ...]], j_of_row: list[tuple[int, int]],
            shape: tuple[int, ...], atol: float, rtol: float, count: int = 5) -> list[dict[str, Any]]:
-    excess = np.abs(a - n) / (atol + rtol * np.abs(n))
-    order = np.argsort(excess, axis=None)[::-1][:count]
+    """The `count` entries that exceed their tolerance by the largest ratio."""
+    err, tol = np.abs(a - n), atol + rtol * np.abs(n)
+    # err / tol, with tol = 0 allowed (atol=0 and n=0): any error there is infinitely too large
+    excess = np.divide(err, tol, out=np.where(err > 0, np.inf, 0.0), where=tol > 0)
     rows = []
-    for flat in order:
+    for flat in np.argsort(excess, axis=None)[::-1][:count]:
         m, k = np.unravel_index(flat, a.shape)
         if excess[m, k] <= 1:
             break
@@ -166,7 +209,7 @@ def _worst(a: np.ndarray, n: np.ndarray, out_shapes: list[tuple[int, ...]], j_of
             "output": j, "output_index": tuple(int(i) for i in np.unravel_index(mm, out_shapes[j])),
             "input_index": tuple(int(i) for i in np.unravel_index(k, shape)),
             "analytical": float(a[m, k]), "numerical": float(n[m, k]),
-            "rel_error": float(abs(a[m, k] - n[m, k]) / max(abs(n[m, k]), 1e-300)),
+            "rel_error": float(err[m, k] / abs(n[m, k])) if n[m, k] != 0 else float("inf"),
         })
     return rows
 
@@ -176,43 +219,46 @@ def _format_report(i: int, shape: tuple[int, ...], worst: list[dict[str, Any]], 
     lines.append(f"  {'output':>14} {'input index':>14} {'analytical':>14} {'numerical':>14} {'rel. error':>11}")
     for w in worst:
         out = f"{w['output']}:{w['output_index']}" if nouts > 1 else str(w["output_index"])
-        lines.append(
-            f"  {out:>14} {str(w['input_index']):>14} {w['analytical']:>14.6g} {w['numerical']:>14.6g} {w['rel_error']:>11.3g}"
-        )
+        lines.append(f"  {out:>14} {str(w['input_index']):>14} {w['analytical']:>14.6g} "
+                     f"{w['numerical']:>14.6g} {w['rel_error']:>11.3g}")
     lines.append(f"Diagnosis: {text}")
     return "\n".join(lines)
 
 
 # ----------------------------------------------------------------- the checks
 def _slow(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float) -> GradcheckResult:
-    diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     diff_pos = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    diff = [inputs[i] for i in diff_pos]
     outs = _outputs(fn, inputs)
     try:
         analytical = _analytical_jacobian(outs, diff)
     except GradientShapeError as e:
-        i = next((p for p, x in zip(diff_pos, diff) if x.shape == e.input_shape), diff_pos[0])
-        text = (f"missing sum over broadcast dimensions: {e.op}.backward returned a gradient of shape "
-                f"{e.grad_shape} for an input of shape {e.input_shape}; sum the gradient over the "
-                f"dimensions that forward broadcast")
-        return GradcheckResult(False, f"gradcheck failed for input {i} (shape {e.input_shape}).\nDiagnosis: {text}",
-                               i, "broadcast")
+        # No Jacobian to compare: the shapes alone tell the mistake. Name the input it concerns
+        # (None when the bad gradient was for an intermediate tensor inside fn).
+        pos = next((p for p in diff_pos if inputs[p] is e.tensor), None)
+        key, text = _shape_diagnosis(e)
+        where = f"input {pos}" if pos is not None else "an intermediate tensor"
+        where += f" (shape {e.input_shape})"
+        return GradcheckResult(False, f"gradcheck failed for {where}: the analytical gradient has the wrong shape, "
+                                      f"so no element can be compared.\nDiagnosis: {text}", pos, key)
     numerical = numerical_jacobian(fn, inputs, eps)
     out_shapes = [o.shape for o in outs]
     j_of_row = [(j, m) for j, o in enumerate(outs) for m in range(o.size)]
-    for (pos, x), a_blocks in zip(zip(diff_pos, diff), analytical):
+    for pos, x, a_blocks in zip(diff_pos, diff, analytical):
         a = np.concatenate(a_blocks, axis=0) if a_blocks else np.zeros((0, x.size))
         n = np.concatenate(numerical[pos], axis=0) if numerical[pos] else np.zeros((0, x.size))
         if np.all(np.abs(a - n) <= atol + rtol * np.abs(n)):
             continue
-        key, text, factor = _diagnose(a, n, x.shape, atol, rtol)
+        key, text, factor = _diagnose(a, n, np.asarray(x.numpy(), dtype=np.float64), atol, rtol)
         worst = _worst(a, n, out_shapes, j_of_row, x.shape, atol, rtol)
         report = _format_report(pos, x.shape, worst, text, len(outs))
         return GradcheckResult(False, report, pos, key, factor, worst)
     return GradcheckResult(True)
 
 
-def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float, seed: int) -> bool:
+def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float,
+          seed: int) -> str | None:
+    """None if vᵀ·J·u agrees for every input, else a line saying where it did not."""
     rng = np.random.default_rng(seed)
     outs = _outputs(fn, inputs)
     vs = [rng.standard_normal(o.size) for o in outs]
@@ -222,6 +268,7 @@ def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: flo
             continue
         u = rng.standard_normal(x.size)
         u /= max(np.linalg.norm(u), 1e-300)
+        # analytical: one backward pass gives Jᵀv, then a dot product with u
         analytical = 0.0
         for o, v in zip(outs, vs):
             if not o.requires_grad:
@@ -230,6 +277,7 @@ def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: flo
             (g,) = grad(o, [x], grad_outputs=vt, retain_graph=True, allow_unused=True)
             if g is not None:
                 analytical += float(np.asarray(g.numpy(), dtype=np.float64).ravel() @ u)
+        # numerical: two evaluations give the directional derivative J·u, then a dot product with v
         orig = x.data.copy()
         step = u.reshape(x.shape).astype(x.dtype)
         x.data[...] = orig + eps * step
@@ -239,8 +287,9 @@ def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: flo
         x.data[...] = orig
         numerical = sum(float(((p - m) / (2 * eps)) @ v) for p, m, v in zip(plus, minus, vs))
         if abs(analytical - numerical) > atol + rtol * abs(numerical):
-            return False
-    return True
+            return (f"gradcheck (fast mode) failed for input {i}: vᵀJu is {analytical:.6g} by backprop but "
+                    f"{numerical:.6g} by finite differences, for random unit vectors u and v.")
+    return None
 
 
 def check_gradients(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float = 1e-6, atol: float = 1e-5,
@@ -257,19 +306,22 @@ def check_gradients(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps:
                 f"are dominated by round-off (eps={eps}); expect false failures. Use float64.",
                 stacklevel=3,
             )
-    if fast_mode:
-        try:
-            if _fast(fn, inputs, eps, atol, rtol, seed):
-                return GradcheckResult(True)
-        except GradientShapeError:
-            pass  # the slow mode below explains it
-        result = _slow(fn, inputs, eps, atol, rtol)
-        if result.ok:  # fast mode's single number disagreed but the full Jacobian agrees
-            result = GradcheckResult(False, "gradcheck (fast mode) failed: vᵀJu differs, but the slow mode "
-                                            "found every Jacobian entry within tolerance; the tolerance is tight "
-                                            "for this function (try a larger atol).", None, "unknown")
-        return result
-    return _slow(fn, inputs, eps, atol, rtol)
+    if not fast_mode:
+        return _slow(fn, inputs, eps, atol, rtol)
+    try:
+        failure = _fast(fn, inputs, eps, atol, rtol, seed)
+    except GradientShapeError:
+        failure = "gradcheck (fast mode) failed: a backward rule returned a gradient of the wrong shape."
+    if failure is None:
+        return GradcheckResult(True)
+    # One number cannot say what is wrong: rerun the slow mode to explain it.
+    result = _slow(fn, inputs, eps, atol, rtol)
+    if result.ok:  # only the single number disagreed; every Jacobian entry is within tolerance
+        return GradcheckResult(False, failure + " The slow mode found every Jacobian entry within tolerance: "
+                                                "the tolerance is tight for this function (try a larger atol).",
+                               None, "unknown")
+    result.report = failure + " The slow mode explains:\n" + result.report
+    return result
 
 
 def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float = 1e-6, atol: float = 1e-5,
@@ -302,7 +354,7 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, grad_o
             fouts = _outputs(fn, ins)
             grads = grad(list(fouts), [ins[i] for i in diff_pos], grad_outputs=list(vs), create_graph=True,
                          allow_unused=True)
-        return tuple(g if g is not None else Tensor._make(np.zeros(ins[p].shape), False, "cpu")
+        return tuple(g if g is not None else Tensor._make(ins[p].xp.zeros_like(ins[p].data), False, ins[p].device)
                      for g, p in zip(grads, diff_pos))
 
     return gradcheck(first_derivative, tuple(inputs) + tuple(grad_outputs), eps, atol, rtol, fast_mode, raise_exception)

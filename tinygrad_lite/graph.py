@@ -1,6 +1,7 @@
 """`draw_graph`: the computation graph as Graphviz DOT text, for lectures.
 
-Boxes are tensors (label: name or "tensor", shape), ellipses are ops. Render with
+Boxes are tensors (label: name, or "leaf" / "const" / "tensor", and shape), ellipses are ops.
+Draw before backward: a backward without retain_graph frees the nodes it walked. Render with
 `dot -Tpng graph.dot -o graph.png`, or the `graphviz` Python package if installed.
 """
 from __future__ import annotations
@@ -18,8 +19,9 @@ def draw_graph(root: Tensor, show_values: bool = False) -> str:
         if id(t) in seen:
             continue
         seen.add(id(t))
-        label = t.name or ("leaf" if t._ctx is None else "tensor")
-        label += f"\\nshape {t.shape}" if t.ndim else ""
+        kind = "tensor" if t._ctx is not None else "leaf" if t.requires_grad else "const"
+        label = (t.name or kind).replace('"', "'")  # a double quote would end the DOT label early
+        label += f"\\nshape {t.shape}"  # shape () too: a scalar loss is worth seeing as one
         if show_values and t.size == 1:
             label += f"\\nvalue {t.item():.4g}"
             if t.grad is not None and t.grad.size == 1:

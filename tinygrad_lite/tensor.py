@@ -45,6 +45,10 @@ class Tensor:
     def _make(data: Any, requires_grad: bool, device: str) -> "Tensor":
         """Internal constructor: wraps an existing backend array without copying."""
         t = object.__new__(Tensor)
+        if isinstance(data, np.generic):
+            # NumPy reductions and x[i] return scalars (np.float32 ...), not 0-d arrays; a scalar
+            # has no in-place methods or item assignment, so `.data` is always kept an array.
+            data = np.asarray(data)
         _init(t, data, requires_grad, device)
         return t
 
@@ -212,7 +216,11 @@ class Tensor:
 
     def copy_(self, other: Any) -> "Tensor":
         o = _data(other)
-        if np.shape(o) != self.shape and np.broadcast_shapes(np.shape(o), self.shape) != self.shape:
+        try:  # broadcast_shapes raises its own (unnamed) error for shapes that do not broadcast at all
+            fits = np.broadcast_shapes(np.shape(o), self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"copy_: cannot copy shape {np.shape(o)} into shape {self.shape}")
         return self._inplace("copy_", lambda d: d.__setitem__(..., o))
 
@@ -241,27 +249,27 @@ class Tensor:
         return Tensor._make(xp.asarray(value), False, self.device)
 
     def add(self, other: Any) -> "Tensor":
-        return E.Add.apply(self, self._const(other))
+        return E.Add.apply(*_promote(self, self._const(other)))
 
     def sub(self, other: Any) -> "Tensor":
-        return E.Sub.apply(self, self._const(other))
+        return E.Sub.apply(*_promote(self, self._const(other)))
 
     def mul(self, other: Any) -> "Tensor":
-        return E.Mul.apply(self, self._const(other))
+        return E.Mul.apply(*_promote(self, self._const(other)))
 
     def div(self, other: Any) -> "Tensor":
-        return E.Div.apply(self, self._const(other))
+        return E.Div.apply(*_promote(self, self._const(other), true_div=True))
 
     def pow(self, exponent: Any) -> "Tensor":
         if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
             return E.PowScalar.apply(self, exponent=exponent)
-        return E.Pow.apply(self, self._const(exponent))
+        return E.Pow.apply(*_promote(self, self._const(exponent)))
 
     def maximum(self, other: Any) -> "Tensor":
-        return E.Maximum.apply(self, self._const(other))
+        return E.Maximum.apply(*_promote(self, self._const(other)))
 
     def minimum(self, other: Any) -> "Tensor":
-        return E.Minimum.apply(self, self._const(other))
+        return E.Minimum.apply(*_promote(self, self._const(other)))
 
     def matmul(self, other: "Tensor") -> "Tensor":
         return L.matmul(self, self._const(other))
@@ -274,19 +282,19 @@ class Tensor:
     __matmul__ = matmul
 
     def __radd__(self, other: Any) -> "Tensor":
-        return E.Add.apply(self._const(other), self)
+        return E.Add.apply(*_promote(self._const(other), self))
 
     def __rsub__(self, other: Any) -> "Tensor":
-        return E.Sub.apply(self._const(other), self)
+        return E.Sub.apply(*_promote(self._const(other), self))
 
     def __rmul__(self, other: Any) -> "Tensor":
-        return E.Mul.apply(self._const(other), self)
+        return E.Mul.apply(*_promote(self._const(other), self))
 
     def __rtruediv__(self, other: Any) -> "Tensor":
-        return E.Div.apply(self._const(other), self)
+        return E.Div.apply(*_promote(self._const(other), self, true_div=True))
 
     def __rpow__(self, other: Any) -> "Tensor":
-        return E.Pow.apply(self._const(other), self)
+        return E.Pow.apply(*_promote(self._const(other), self))
 
     def __rmatmul__(self, other: Any) -> "Tensor":
         return L.matmul(self._const(other), self)
@@ -422,15 +430,18 @@ class Tensor:
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
         """Mean squared deviation; `ddof=1` gives the unbiased estimate (divide by n-1)."""
-        axes = R.normalize_axis(axis, self.ndim, "var")
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
-        if count - ddof <= 0:
-            raise ValueError(f"var: {count} elements with ddof={ddof} leaves no degrees of freedom")
-        centered = self - self.mean(axis=axes, keepdims=True)
-        return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
+        return self._var(axis, keepdims, ddof, "var")
 
     def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
-        return self.var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+        return self._var(axis, keepdims, ddof, "std").sqrt()
+
+    def _var(self, axis: Axis, keepdims: bool, ddof: int, op: str) -> "Tensor":
+        axes = R.normalize_axis(axis, self.ndim, op)  # `op`: so that std's errors name std, not var
+        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        if count - ddof <= 0:
+            raise ValueError(f"{op}: {count} elements with ddof={ddof} leaves no degrees of freedom")
+        centered = self - self.mean(axis=axes, keepdims=True)
+        return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
 
     def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
         return R.LogSumExp.apply(self, axis=R.normalize_axis(axis, self.ndim, "logsumexp"), keepdims=keepdims)
@@ -525,6 +536,21 @@ def _init(t: Tensor, data: Any, requires_grad: bool, device: str) -> None:
     t._hooks = None
     t.device = device
     t.name = None
+
+
+def _promote(a: Tensor, b: Tensor, true_div: bool = False) -> tuple[Tensor, Tensor]:
+    """The operands of an arithmetic op, with PyTorch's dtype rule: a float operand decides the
+    result dtype and an integer/bool one joins it. NumPy alone would turn int64 with float32 into
+    float64, so `arange(5) * 0.5` would silently leave the float32 training default. True division
+    of two integer tensors gives the default float (as PyTorch), not NumPy's float64."""
+    fa, fb = dtypes.is_floating(a.dtype), dtypes.is_floating(b.dtype)
+    if fa and not fb:
+        return a, b.astype(a.dtype)
+    if fb and not fa:
+        return a.astype(b.dtype), b
+    if true_div and not fa and not fb:
+        return a.astype(dtypes.DEFAULT_FLOAT), b.astype(dtypes.DEFAULT_FLOAT)
+    return a, b
 
 
 def _data(x: Any) -> Any:

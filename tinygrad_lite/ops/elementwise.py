@@ -95,6 +95,8 @@ class PowScalar(Function):
 
     def backward(self, g: Tensor) -> Tensor:
         (x,) = self.saved_tensors
+        if self.p == 0:  # x**0 is the constant 1; the rule below would give 0·x^-1 = NaN at x = 0
+            return g * 0.0
         if self.p == 2:
             return g * x * 2.0
         return g * (x ** (self.p - 1)) * float(self.p)

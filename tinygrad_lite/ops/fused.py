@@ -6,8 +6,10 @@ version (e.g. `-(log_softmax(x) * onehot).sum()`) when you need higher-order gra
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from ..backend import get_backend
 from ..function import Function
 from ..tensor import Tensor
 
@@ -65,3 +67,125 @@ class CrossEntropy(Function):
         else:
             grad *= g.data * self.scale
         return Tensor._make(grad.reshape(self.shape), False, g.device)
+
+
+class LayerNorm(Function):
+    """y = x̂·w + b over the last axis, with x̂ = (x - mean) / sqrt(var + eps) (Ba et al. 2016).
+
+    With N features, r = 1/sqrt(var + eps) and ĝ = g·w (the gradient reaching x̂), the chain rule
+    through the mean and the variance collapses to one line per input:
+        dx = r · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂))
+        dw = Σ_rows g · x̂          db = Σ_rows g
+    """
+
+    double_backward = False
+
+    def forward(self, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Any:
+        xp = x.xp
+        mean = x.data.mean(axis=-1, keepdims=True)
+        centered = x.data - mean
+        rstd = 1.0 / xp.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)
+        self.save_for_backward(weight)  # its version is checked: an in-place update would corrupt dx
+        self.xhat, self.rstd = centered * rstd, rstd
+        return self.xhat * weight.data + bias.data
+
+    def backward(self, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight, bias = self.parents
+        gy, xhat = g.data, self.xhat
+        lead = tuple(range(gy.ndim - 1))  # every axis but the features: the rows of the batch
+        gx = gw = gb = None
+        if x.requires_grad:
+            gxhat = gy * self.saved_tensors[0].data
+            inner = gxhat.mean(axis=-1, keepdims=True) + xhat * (gxhat * xhat).mean(axis=-1, keepdims=True)
+            gx = Tensor._make(self.rstd * (gxhat - inner), False, g.device)
+        if weight.requires_grad:
+            gw = Tensor._make((gy * xhat).sum(axis=lead), False, g.device)
+        if bias.requires_grad:
+            gb = Tensor._make(gy.sum(axis=lead), False, g.device)
+        return gx, gw, gb
+
+
+class Linear(Function):
+    """y = x·Wᵀ + b with W of shape (out, in), for x of shape (..., in).
+
+    The leading axes are flattened into one, so forward and both weight gradients are single
+    matrix products (one BLAS call each) instead of a batch of small ones:
+        dx = g·W       dW = gᵀ·x (summed over every row)       db = Σ_rows g
+    The backward is written with Tensor ops, so it stays differentiable (double backward works).
+    """
+
+    def forward(self, x: Tensor, weight: Tensor, *bias: Tensor) -> Any:
+        self.save_for_backward(x, weight)
+        rows = x.data.reshape(-1, x.shape[-1])
+        out = rows @ weight.data.T
+        if bias:
+            out += bias[0].data
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def backward(self, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = self.saved_tensors
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = (g2 @ weight).reshape(x.shape) if x.requires_grad else None
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if weight.requires_grad else None
+        if len(self.parents) == 2:
+            return gx, gw
+        gb = g2.sum(axis=0) if self.parents[2].requires_grad else None
+        return gx, gw, gb
+
+
+class FusedGelu(Function):
+    """GELU(x) = x·Φ(x) with Φ the standard normal CDF; d/dx = Φ(x) + x·φ(x).
+
+    The elementwise Gelu op evaluates erf again in its (differentiable) backward; here forward
+    keeps Φ(x), so the costly erf runs once per element and backward is two multiplies and an exp.
+    """
+
+    double_backward = False
+
+    def forward(self, x: Tensor) -> Any:
+        erf = get_backend(x.device).erf
+        self.x = x.data
+        self.cdf = (0.5 * (1.0 + erf(x.data * (1.0 / math.sqrt(2.0))))).astype(x.dtype, copy=False)
+        return x.data * self.cdf
+
+    def backward(self, g: Tensor) -> Tensor:
+        x = self.x
+        pdf = g.xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
+        return Tensor._make((g.data * (self.cdf + x * pdf)).astype(x.dtype, copy=False), False, g.device)
+
+
+class CausalAttention(Function):
+    """softmax(q·kᵀ·scale, masked causally) · v for q (B, H, Tq, D) and k, v (B, H, Tk, D).
+
+    The Tq queries are the *last* Tq of the Tk positions (Tq < Tk with a KV cache), so query i
+    sees keys 0 … Tk - Tq + i. With P the attention weights and G the output gradient:
+        dv = Pᵀ·G      dP = G·vᵀ      dS = P ⊙ (dP - Σ_j dP ⊙ P)      dq = dS·k·scale   dk = dSᵀ·q·scale
+    `keep` (optional, same shape as P) is an inverted-dropout mask already divided by 1 - p.
+    """
+
+    double_backward = False
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, scale: float, keep: Any = None) -> Any:
+        xp = q.xp
+        tq, tk = q.shape[-2], k.shape[-2]
+        scores = (q.data @ k.data.swapaxes(-1, -2)) * q.dtype.type(scale)
+        if tq > 1:  # a single newest query sees every key: nothing to mask
+            scores += xp.triu(xp.full((tq, tk), -xp.inf, dtype=scores.dtype), k=tk - tq + 1)
+        scores -= scores.max(axis=-1, keepdims=True)
+        p = xp.exp(scores, out=scores)
+        p /= p.sum(axis=-1, keepdims=True)
+        self.p, self.keep, self.scale = p, keep, scale
+        self.save_for_backward(q, k, v)
+        return (p if keep is None else p * keep) @ v.data
+
+    def backward(self, g: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q, k, v = (t.data for t in self.saved_tensors)
+        p, keep, gd = self.p, self.keep, g.data
+        dv = (p if keep is None else p * keep).swapaxes(-1, -2) @ gd
+        dp = gd @ v.swapaxes(-1, -2)
+        if keep is not None:
+            dp *= keep
+        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+        ds *= q.dtype.type(self.scale)
+        dq, dk = ds @ k, ds.swapaxes(-1, -2) @ q
+        return tuple(Tensor._make(a, False, g.device) for a in (dq, dk, dv))  # type: ignore[return-value]

@@ -9,6 +9,7 @@ from typing import Any
 from .. import dtypes
 from ..function import Function
 from ..tensor import Tensor
+from .reduce import normalize_axis
 
 
 def _is_basic(index: tuple[Any, ...]) -> bool:
@@ -79,7 +80,13 @@ def take_along_axis(x: Tensor, index: Any, axis: int) -> Tensor:
         raise ValueError(f"take_along_axis: index has {idx.ndim} dimensions, the tensor {x.ndim} (shape {x.shape})")
     if idx.dtype.kind not in "iu":
         raise IndexError(f"take_along_axis: index must be integer, got {idx.dtype}")
-    axis = axis % x.ndim
+    axis = normalize_axis(axis, x.ndim, "take_along_axis")[0]  # axis % ndim would wrap a bad axis silently
+    n = x.shape[axis]
+    if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):  # checked here so the error names this op
+        raise IndexError(
+            f"take_along_axis: indices must lie in [{-n}, {n}) for axis {axis} of shape {x.shape}, got range "
+            f"[{int(idx.min())}, {int(idx.max())}]"
+        )
     full = []
     for d in range(x.ndim):
         if d == axis:

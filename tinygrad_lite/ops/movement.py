@@ -82,7 +82,9 @@ class Permute(Function):
 
 def permute(x: Tensor, axes: Sequence[int]) -> Tensor:
     axes = tuple(axes)
-    if len(axes) != x.ndim or sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+    # Range first: a % ndim alone would quietly accept an axis like 5 on a 3-d tensor as axis 2.
+    in_range = all(-x.ndim <= a < x.ndim for a in axes)
+    if len(axes) != x.ndim or not in_range or sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
         raise ValueError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
     axes = tuple(a % x.ndim for a in axes)
     if axes == tuple(range(x.ndim)):
@@ -115,7 +117,8 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
     shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
     if shape == x.shape:
         return x
-    ok = lead >= 0 and all(a == b or a == 1 for a, b in zip(x.shape, shape[lead:]))
+    ok = lead >= 0 and all(n >= 0 for n in shape[:lead])  # a -1 only keeps an existing size
+    ok = ok and all(a == b or a == 1 for a, b in zip(x.shape, shape[lead:]))
     if not ok:
         raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
     return Expand.apply(x, shape=shape)
@@ -143,6 +146,8 @@ def concatenate(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
     if not xs:
         raise ValueError("concatenate: need at least one tensor")
     xs = _as_tensors(xs)
+    if xs[0].ndim == 0:  # normalize_axis accepts axis 0 of a 0-d tensor (for reductions); there is no axis to join on
+        raise ValueError("concatenate: zero-dimensional tensors have no axis to join; use stack")
     axis = normalize_axis(axis, xs[0].ndim, "concatenate")[0]
     for x in xs[1:]:
         if x.ndim != xs[0].ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != axis):
@@ -208,6 +213,8 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
         widths = tuple((int(p[0]), int(p[1])) if isinstance(p, (tuple, list)) else (int(p), int(p)) for p in pad_width)
     if len(widths) != x.ndim or any(b < 0 or a < 0 for b, a in widths):
         raise ValueError(f"pad: pad_width {pad_width} needs one non-negative (before, after) pair per axis of shape {x.shape}")
+    if x.ndim == 0:  # nothing to pad (and np.pad rejects the empty pad_width of a 0-d array)
+        return x
     return Pad.apply(x, widths=widths, value=value)
 
 

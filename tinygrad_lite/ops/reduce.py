@@ -1,6 +1,7 @@
 """Reductions. Their backward broadcasts the incoming gradient back over the reduced axes."""
 from __future__ import annotations
 
+import operator
 from typing import Any, Sequence
 
 from ..function import Function
@@ -11,15 +12,24 @@ def normalize_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tupl
     """None -> every axis; negative axes counted from the end; a clear error when out of range."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if _as_int(axis) is not None else tuple(axis)
     out = []
     for a in axes:
-        if not isinstance(a, int) or not -ndim <= a < max(ndim, 1):
+        i = _as_int(a)
+        if i is None or not -ndim <= i < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
+        out.append(i % ndim if ndim else 0)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis}")
     return tuple(sorted(out))
+
+
+def _as_int(a: Any) -> int | None:
+    """An int or a NumPy integer (axes often come out of NumPy computations) as int; else None."""
+    try:
+        return operator.index(a)
+    except TypeError:
+        return None
 
 
 def keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
