@@ -1,4 +1,10 @@
 """tglite: the front door of the course (the `tglite` console script).
 
 It is the only package that knows every layer; the layers themselves never import it.
+    tglite.cli        the argument parser, built from the command modules in `cli.COMMANDS`
+    tglite.commands   one module per subcommand (info, gradcheck-demo, tour, ...)
+    tglite.tour       the tour: runs the steps registered by the modules in `tour.STEP_MODULES`
+    tglite.demos      the lecture demos themselves
+    tglite.files      atomic file writes (text, PNG figures)
+    tglite.extras     lazy imports of optional packages, with an error that names the extra
 """

@@ -1,3 +1,6 @@
+"""`python -m tglite ...` is the same as the `tglite ...` console script."""
+import sys
+
 from .cli import main
 
-raise SystemExit(main())
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""Engine overhead: our forward+backward against hand-written NumPy and PyTorch eager (if installed).
+
+    python benchmarks/engine_overhead.py [--repeats 15]
+
+Two workloads, each timed with the implementations interleaved (A, B, C, A, B, C, ...) so that
+machine noise hits all of them alike; we print medians and ratios.
+
+1. chain: 1,000 elementwise ops (mul, add, tanh, sin in turn) on a tiny (8,) tensor, then
+   backward. Almost no arithmetic: this measures per-op bookkeeping.
+2. mlp:   a 4-layer ReLU MLP of width 1024 on a 512-row float32 batch, forward + backward.
+   The matmuls dominate: this measures whether the engine adds anything to BLAS.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+import tinygrad_lite as tg
+
+CHAIN_LEN = 1000
+MLP_WIDTH, MLP_BATCH, MLP_LAYERS = 1024, 512, 4
+
+
+# ------------------------------------------------------------------ chain workload
+def chain_ours(x0: np.ndarray) -> float:
+    x = tg.Tensor(x0, requires_grad=True)
+    y = x
+    for i in range(CHAIN_LEN):
+        k = i % 4
+        y = y * 0.999 if k == 0 else y + 0.01 if k == 1 else y.tanh() if k == 2 else y.sin()
+    y.sum().backward()
+    return float(x.grad.data[0])
+
+
+def chain_numpy(x0: np.ndarray) -> float:
+    y, saved = x0, []
+    for i in range(CHAIN_LEN):
+        k = i % 4
+        if k == 0:
+            y = y * np.float32(0.999)
+        elif k == 1:
+            y = y + np.float32(0.01)
+        elif k == 2:
+            y = np.tanh(y)
+            saved.append(y)
+        else:
+            saved.append(y)
+            y = np.sin(y)
+    g = np.ones_like(y)
+    for i in reversed(range(CHAIN_LEN)):
+        k = i % 4
+        if k == 0:
+            g = g * np.float32(0.999)
+        elif k == 2:
+            t = saved.pop()
+            g = g * (1 - t * t)
+        elif k == 3:
+            g = g * np.cos(saved.pop())
+    return float(g[0])
+
+
+def chain_torch(x0: np.ndarray) -> float:
+    import torch
+
+    x = torch.tensor(x0, requires_grad=True)
+    y = x
+    for i in range(CHAIN_LEN):
+        k = i % 4
+        y = y * 0.999 if k == 0 else y + 0.01 if k == 1 else y.tanh() if k == 2 else y.sin()
+    y.sum().backward()
+    return float(x.grad[0])
+
+
+# -------------------------------------------------------------------- mlp workload
+def make_mlp(seed: int = 0) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((MLP_BATCH, MLP_WIDTH), dtype=np.float32)
+    layers = [
+        (rng.standard_normal((MLP_WIDTH, MLP_WIDTH), dtype=np.float32) / np.float32(np.sqrt(MLP_WIDTH)),
+         np.zeros(MLP_WIDTH, dtype=np.float32))
+        for _ in range(MLP_LAYERS)
+    ]
+    return x, layers
+
+
+def mlp_ours(x0: np.ndarray, layers: list) -> float:
+    params = [(tg.Tensor(w, requires_grad=True), tg.Tensor(b, requires_grad=True)) for w, b in layers]
+    h = tg.Tensor(x0)
+    for i, (w, b) in enumerate(params):
+        h = h @ w + b
+        if i < len(params) - 1:
+            h = h.relu()
+    loss = (h * h).mean()
+    loss.backward()
+    return float(params[0][0].grad.data[0, 0])
+
+
+def mlp_numpy(x0: np.ndarray, layers: list) -> float:
+    acts, h = [], x0
+    for i, (w, b) in enumerate(layers):
+        acts.append(h)
+        h = h @ w + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0)
+    g = h * np.float32(2.0 / h.size)  # d mean(h²) / dh
+    grads = []
+    for i in reversed(range(len(layers))):
+        w, _ = layers[i]
+        if i < len(layers) - 1:
+            g = g * (acts[i + 1] > 0)  # relu'(pre-activation) == (post-activation > 0)
+        grads.append((acts[i].T @ g, g.sum(axis=0)))
+        g = g @ w.T
+    return float(grads[-1][0][0, 0])
+
+
+def mlp_torch(x0: np.ndarray, layers: list) -> float:
+    import torch
+
+    params = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)) for w, b in layers]
+    h = torch.tensor(x0)
+    for i, (w, b) in enumerate(params):
+        h = h @ w + b
+        if i < len(params) - 1:
+            h = h.relu()
+    (h * h).mean().backward()
+    return float(params[0][0].grad[0, 0])
+
+
+# ---------------------------------------------------------------------- harness
+def interleaved(impls: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    values = {name: fn() for name, fn in impls.items()}  # warm-up, and the results to compare
+    ref = next(iter(values.values()))
+    for name, v in values.items():
+        assert abs(v - ref) <= 1e-3 * max(1.0, abs(ref)), f"{name} computed {v}, expected {ref}"
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    for _ in range(repeats):
+        for name, fn in impls.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def report(title: str, med: dict[str, float], per: float, unit: str) -> None:
+    print(f"\n{title}")
+    base = med["ours"]
+    for name, t in med.items():
+        ratio = "" if name == "ours" else f"   ours/{name} = {base / t:5.2f}x"
+        print(f"  {name:<8} {t * 1e3:9.2f} ms  ({t / per * 1e6:7.2f} {unit}){ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+        have_torch = True
+        print(f"numpy {np.__version__}, torch {torch.__version__} (threads={torch.get_num_threads()})")
+    except ImportError:
+        have_torch = False
+        print(f"numpy {np.__version__}, torch not installed (PyTorch columns skipped)")
+
+    x0 = np.linspace(-1, 1, 8, dtype=np.float32)
+    impls = {"ours": lambda: chain_ours(x0), "numpy": lambda: chain_numpy(x0)}
+    if have_torch:
+        impls["torch"] = lambda: chain_torch(x0)
+    med = interleaved(impls, args.repeats)
+    report(f"chain of {CHAIN_LEN} elementwise ops on shape (8,), forward+backward (median of {args.repeats})",
+           med, CHAIN_LEN, "us/op")
+
+    x, layers = make_mlp()
+    impls = {"ours": lambda: mlp_ours(x, layers), "numpy": lambda: mlp_numpy(x, layers)}
+    if have_torch:
+        impls["torch"] = lambda: mlp_torch(x, layers)
+    med = interleaved(impls, max(3, args.repeats // 3))
+    report(f"{MLP_LAYERS}-layer MLP, width {MLP_WIDTH}, batch {MLP_BATCH}, float32, forward+backward",
+           med, 1, "us/step")
+
+
+if __name__ == "__main__":
+    main()

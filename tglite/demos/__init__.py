@@ -1,0 +1,1 @@
+"""Lecture demos. Each module registers its tour steps with `tglite.tour.register`."""
