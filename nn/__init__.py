@@ -1,0 +1,39 @@
+"""nn: modules, layers, optimizers, tokenizers, a GPT, checkpoints and generation, built on
+tinygrad_lite only.
+
+    import nn
+    model = nn.GPT(nn.GPTConfig(vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32))
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=1e-3)
+"""
+from . import optim
+from .attention import CausalSelfAttention, KVCache, LayerKV, attention_reference, causal_mask
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
+from .data import DataError, get_batch, markdown_play_to_text, shakespeare_text, train_val_split
+from .generate import filter_logits, generate
+from .gpt import GPT, Block, GPTConfig
+from .layers import (
+    GELU,
+    MLP,
+    Dropout,
+    Embedding,
+    LayerNorm,
+    Linear,
+    ReLU,
+    RMSNorm,
+    SiLU,
+    Tanh,
+    layer_norm_reference,
+)
+from .module import LoadResult, Module, ModuleDict, ModuleList, Parameter, Sequential, StateDictError
+from .optim import SGD, Adam, AdamW, Constant, WarmupCosine, accumulate_gradients, clip_grad_norm_, set_lr
+from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, TokenizerError
+
+__all__ = [
+    "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "StateDictError", "LoadResult",
+    "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "ReLU", "SiLU", "Tanh", "MLP",
+    "layer_norm_reference", "CausalSelfAttention", "attention_reference", "KVCache", "LayerKV", "causal_mask",
+    "GPT", "GPTConfig", "Block", "optim", "SGD", "Adam", "AdamW", "Constant", "WarmupCosine", "set_lr",
+    "clip_grad_norm_", "accumulate_gradients", "Tokenizer", "CharTokenizer", "BPETokenizer", "TokenizerError",
+    "shakespeare_text", "markdown_play_to_text", "train_val_split", "get_batch", "DataError",
+    "generate", "filter_logits", "save_checkpoint", "load_checkpoint", "restore", "Checkpoint", "CheckpointError",
+]

@@ -1,0 +1,181 @@
+"""Optimizers, schedules, clipping and gradient accumulation."""
+import math
+
+import numpy as np
+import pytest
+
+import nn
+import tinygrad_lite as tg
+
+
+def quadratic_run(make_opt, steps: int = 5) -> list[np.ndarray]:
+    """Minimize sum((A·w - 1)²) for a few steps; return w after each step."""
+    A = np.random.default_rng(0).standard_normal((4, 3))
+    w = nn.Parameter(np.array([0.5, -1.0, 2.0]))
+    opt = make_opt([w])
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        r = tg.Tensor(A) @ w - 1.0
+        (r * r).sum().backward()
+        opt.step()
+        out.append(w.numpy().copy())
+    return out
+
+
+def test_sgd_plain_step_by_hand():
+    w = nn.Parameter(np.array([1.0, 2.0]))
+    opt = nn.SGD([w], lr=0.1, weight_decay=0.5)
+    (w * w).sum().backward()
+    opt.step()
+    # g = 2w + 0.5w = 2.5w  ->  w - 0.1·2.5·w = 0.75·w
+    np.testing.assert_allclose(w.numpy(), [0.75, 1.5])
+
+
+def test_adam_first_step_is_lr_times_sign():
+    w = nn.Parameter(np.array([1.0, -3.0]))
+    opt = nn.Adam([w], lr=0.01)
+    (w * w).sum().backward()
+    opt.step()  # bias correction makes the first step ≈ lr·sign(g)
+    np.testing.assert_allclose(w.numpy(), [1.0 - 0.01, -3.0 + 0.01], rtol=1e-6)
+
+
+def test_adamw_decay_is_decoupled():
+    w = nn.Parameter(np.array([2.0]))
+    opt = nn.AdamW([w], lr=0.1, weight_decay=0.5)
+    w.grad = tg.zeros(1, dtype=tg.float64)  # zero gradient: only the decay acts
+    opt.step()
+    np.testing.assert_allclose(w.numpy(), [2.0 * (1 - 0.1 * 0.5)])
+
+
+def test_step_is_in_place_and_bumps_version():
+    w = nn.Parameter(np.ones(2))
+    data, version = w.data, w._version
+    opt = nn.SGD([w], lr=0.1)
+    w.sum().backward()
+    opt.step()
+    assert w.data is data and w._version > version
+
+
+def test_param_groups_and_errors():
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
+    opt = nn.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
+    (a.sum() + b.sum()).backward()
+    opt.step()
+    np.testing.assert_allclose(a.numpy(), [0.9, 0.9])
+    np.testing.assert_allclose(b.numpy(), [0.5, 0.5])
+    with pytest.raises(ValueError, match="two groups"):
+        nn.SGD([{"params": [a]}, {"params": [a]}])
+    with pytest.raises(ValueError, match="unknown option"):
+        nn.SGD([{"params": [a], "betas": (0.9, 0.9)}])
+    with pytest.raises(ValueError, match="nesterov"):
+        nn.SGD([a], nesterov=True)
+    with pytest.raises(ValueError, match="empty"):
+        nn.Adam([])
+
+
+def test_frozen_parameter_without_grad_is_skipped():
+    a = nn.Parameter(np.ones(2))
+    opt = nn.Adam([a])
+    opt.step()  # no gradient yet: nothing happens
+    np.testing.assert_array_equal(a.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name,kwargs", [
+    ("SGD", {"lr": 0.05}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+    ("Adam", {"lr": 0.1}),
+    ("Adam", {"lr": 0.1, "betas": (0.8, 0.9), "weight_decay": 0.1}),
+    ("AdamW", {"lr": 0.1, "weight_decay": 0.3}),
+])
+def test_matches_pytorch_optimizers(name, kwargs):
+    torch = pytest.importorskip("torch")
+    ours = quadratic_run(lambda ps: getattr(nn, name)(ps, **kwargs))
+    A = torch.from_numpy(np.random.default_rng(0).standard_normal((4, 3)))
+    w = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    opt = getattr(torch.optim, name)([w], **kwargs)
+    for step in range(5):
+        opt.zero_grad()
+        ((A @ w - 1.0) ** 2).sum().backward()
+        opt.step()
+        np.testing.assert_allclose(ours[step], w.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_optimizer_state_dict_round_trip():
+    def run(split: bool) -> np.ndarray:
+        w = nn.Parameter(np.array([0.5, -1.0]))
+        opt = nn.AdamW([w], lr=0.1)
+        for i in range(6):
+            if split and i == 3:  # rebuild the optimizer from its state dict halfway
+                sd = opt.state_dict()
+                opt = nn.AdamW([w], lr=123.0)
+                opt.load_state_dict(sd)
+            opt.zero_grad()
+            (w * w * w).sum().backward()
+            opt.step()
+        return w.numpy()
+
+    assert np.array_equal(run(False), run(True))
+
+
+def test_optimizer_load_state_dict_checks_shapes():
+    w = nn.Parameter(np.ones(2))
+    opt = nn.Adam([w])
+    w.sum().backward()
+    opt.step()
+    sd = opt.state_dict()
+    other = nn.Adam([nn.Parameter(np.ones(3))])
+    with pytest.raises(ValueError, match=r"exp_avg.*\(2,\).*\(3,\)"):
+        other.load_state_dict(sd)
+    assert other.state == {}
+
+
+def test_warmup_cosine_schedule():
+    s = nn.WarmupCosine(max_lr=1.0, warmup_steps=10, decay_steps=110, min_lr=0.1)
+    assert s(0) == pytest.approx(1 / 11)
+    assert all(s(i) < s(i + 1) for i in range(9))
+    assert s(10) == pytest.approx(1.0)
+    assert s(60) == pytest.approx(0.1 + 0.5 * 0.9)  # halfway down the cosine
+    assert s(110) == s(5000) == 0.1
+    assert nn.Constant(0.3)(12345) == 0.3
+    with pytest.raises(ValueError, match="warmup_steps"):
+        nn.WarmupCosine(1.0, 20, 10)
+
+
+def test_set_lr():
+    opt = nn.SGD([{"params": [nn.Parameter(np.ones(1))]}, {"params": [nn.Parameter(np.ones(1))], "lr": 5.0}])
+    nn.set_lr(opt, 0.25)
+    assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]
+
+
+def test_clip_grad_norm():
+    a, b = nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(1))
+    a.grad, b.grad = tg.Tensor(np.array([3.0, 0.0])), tg.Tensor(np.array([4.0]))
+    norm = nn.clip_grad_norm_([a, b], max_norm=1.0)
+    assert norm == pytest.approx(5.0)
+    total = math.sqrt((a.grad.numpy() ** 2).sum() + (b.grad.numpy() ** 2).sum())
+    assert total == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(a.grad.numpy() / b.grad.numpy()[0], [0.75, 0.0])  # direction kept
+    assert nn.clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)  # no-op below the max
+    b.grad = tg.Tensor(np.array([np.nan]))
+    with pytest.raises(FloatingPointError, match="nan"):
+        nn.clip_grad_norm_([a, b], 1.0)
+
+
+def test_gradient_accumulation_equals_big_batch():
+    lin = nn.Linear(3, 2, generator=tg.Generator(0)).double()
+    X = np.random.default_rng(1).standard_normal((8, 3))
+
+    def loss_fn(x):
+        return (lin(tg.Tensor(x)) ** 2).mean()
+
+    loss_fn(X).backward()
+    big = [p.grad.numpy().copy() for p in lin.parameters()]
+    lin.zero_grad()
+    mean_loss = nn.accumulate_gradients(loss_fn, [X[:4], X[4:]])
+    assert mean_loss == pytest.approx(loss_fn(X).item())
+    for g, p in zip(big, lin.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-12)

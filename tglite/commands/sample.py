@@ -1,0 +1,57 @@
+"""`tglite sample --ckpt PATH --prompt TEXT`: generate text from a trained GPT checkpoint."""
+from __future__ import annotations
+
+import argparse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "sample",
+        help="generate text from a trained GPT checkpoint",
+        description="Load a checkpoint written by `tglite train gpt` and continue a prompt, sampling "
+        "all requested samples together as one batch with the KV cache.",
+    )
+    parser.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file (ckpt.npz)")
+    parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    parser.add_argument("--max-new-tokens", type=_positive_int, default=300, metavar="N")
+    parser.add_argument("--num-samples", type=_positive_int, default=1, metavar="N")
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-k", type=_positive_int, default=None, metavar="K")
+    parser.add_argument("--top-p", type=float, default=None, metavar="P")
+    parser.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    import numpy as np
+
+    import tinygrad_lite as tg
+    from nn.train import load_model
+
+    try:
+        model, tokenizer, _ = load_model(args.ckpt)
+        prompt = tokenizer.encode(args.prompt)
+        if not prompt:
+            raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+        idx = np.tile(np.array(prompt, dtype=np.int64), (args.num_samples, 1))
+        out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                             top_p=args.top_p, greedy=args.greedy, generator=tg.Generator(args.seed))
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"tglite sample: error: {e}", file=sys.stderr)
+        return 2
+    for i, row in enumerate(out.numpy()):
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1} ---")
+        print(tokenizer.decode(row.tolist()))
+    return 0
