@@ -5,7 +5,8 @@ same initial weights on the same batches, with AdamW (decay on matrices only) an
 clipping at 1.0. Steps alternate (ours, theirs, ours, ...) so both see the same machine load.
 Printed: tokens/s of each, the ratio, model FLOPs utilization against a measured float32 matmul
 peak, the loss difference between the two (a check that they compute the same thing), and the
-peak resident memory of each framework alone (measured in a child process).
+speed and peak resident memory of each framework alone (each in a child process of its own, one
+after the other: no second thread pool, but not the same moment of machine load).
 
     python benchmarks/gpt_train.py                       # 30 timed steps each, 1 thread each
     BENCH_THREADS=2 python benchmarks/gpt_train.py       # 2 BLAS / intra-op threads each
@@ -174,14 +175,18 @@ def main() -> int:
                for _ in range(args.warmup + args.steps)]
     tokens = args.batch_size * config.block_size
 
-    if args.only:  # memory child: run one framework alone, report its peak RSS
-        for b in batches[: args.warmup + 5]:
+    if args.only:  # child process: one framework alone (no other thread pool): its speed and peak RSS
+        times = []
+        for i, b in enumerate(batches):
+            t0 = time.perf_counter()
             if args.only == "ours":
                 ours_step(ours, ours_opt, b[:, :-1], b[:, 1:])
             else:
                 tb = torch.from_numpy(b)
                 torch_step(theirs, theirs_opt, tb[:, :-1], tb[:, 1:], torch)
-        print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t0)
+        print(json.dumps({"peak_rss_mb": peak_rss_mb(), "tok_s": tokens / float(np.median(times))}))
         return 0
 
     print(f"model: {ours.num_parameters():,} parameters (n_layer={config.n_layer}, n_head={config.n_head}, "
@@ -189,6 +194,7 @@ def main() -> int:
           f"batch {args.batch_size} x {config.block_size} = {tokens} tokens/step; float32")
     print(f"numpy {np.__version__}" + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
                                         if torch else ", torch not installed"))
+    peak_before = matmul_peak_flops()  # measured before and after; the higher is the ceiling
     times_ours, times_theirs, loss_diff = [], [], []
     for i, b in enumerate(batches):
         t0 = time.perf_counter()
@@ -204,7 +210,7 @@ def main() -> int:
             if torch is not None:
                 times_theirs.append(t2 - t1)
 
-    peak = matmul_peak_flops()
+    peak = max(peak_before, matmul_peak_flops())
     fpt = flops_per_token(ours)
     tps_ours = tokens / np.median(times_ours)
     print(f"float32 matmul peak (NumPy BLAS, 1024^3): {peak / 1e9:.1f} GFLOP/s; model: {fpt / 1e6:.2f} MFLOP/token")
@@ -216,14 +222,18 @@ def main() -> int:
               f"MFU {tps_theirs * fpt / peak:.1%}")
         print(f"ratio ours / PyTorch: {tps_ours / tps_theirs:.2f}x   "
               f"(max |loss difference| over {len(loss_diff)} steps: {max(loss_diff):.2e})")
+    alone = {}
     for name in ("ours", "torch") if torch is not None else ("ours",):
-        child = subprocess.run([sys.executable, __file__, "--only", name, "--steps", "0",
+        child = subprocess.run([sys.executable, __file__, "--only", name, "--steps", str(args.steps),
                                 "--batch-size", str(args.batch_size), "--block-size", str(args.block_size),
                                 "--n-layer", str(args.n_layer), "--n-head", str(args.n_head),
                                 "--n-embd", str(args.n_embd), "--vocab-size", str(args.vocab_size)],
                                capture_output=True, text=True, check=True)
-        rss = json.loads(child.stdout.strip().splitlines()[-1])["peak_rss_mb"]
-        print(f"peak RSS, {name} alone: {rss:.0f} MB")
+        alone[name] = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"{name} alone in its own process: {alone[name]['tok_s']:10,.0f} tok/s, "
+              f"peak RSS {alone[name]['peak_rss_mb']:.0f} MB")
+    if "torch" in alone:
+        print(f"ratio ours / PyTorch, each alone: {alone['ours']['tok_s'] / alone['torch']['tok_s']:.2f}x")
     if args.profile:
         import cProfile
         import pstats

@@ -27,6 +27,7 @@ from .layers import (
 from .module import LoadResult, Module, ModuleDict, ModuleList, Parameter, Sequential, StateDictError
 from .optim import SGD, Adam, AdamW, Constant, WarmupCosine, accumulate_gradients, clip_grad_norm_, set_lr
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, TokenizerError
+from .train import CONFIGS, TrainConfig, Trainer, load_model
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "StateDictError", "LoadResult",
@@ -36,4 +37,5 @@ __all__ = [
     "clip_grad_norm_", "accumulate_gradients", "Tokenizer", "CharTokenizer", "BPETokenizer", "TokenizerError",
     "shakespeare_text", "markdown_play_to_text", "train_val_split", "get_batch", "DataError",
     "generate", "filter_logits", "save_checkpoint", "load_checkpoint", "restore", "Checkpoint", "CheckpointError",
+    "Trainer", "TrainConfig", "CONFIGS", "load_model",
 ]

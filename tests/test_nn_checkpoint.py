@@ -125,3 +125,15 @@ def test_config_overrides():
     with pytest.raises(ValueError, match="expected int"):
         CONFIG.with_overrides({"n_layer": "three"})
     assert CONFIGS["shakespeare-char-cpu"].n_embd == 128 and CONFIGS["shakespeare-char-cpu"].max_iters == 2000
+
+
+def test_trainer_with_bpe_tokenizer(tmp_path):
+    config = CONFIG.with_overrides({"tokenizer": "bpe", "bpe_vocab_size": "262", "out_dir": str(tmp_path)})
+    trainer = Trainer(config, text=TEXT)
+    assert trainer.tokenizer.vocab_size == 262 and trainer.model.config.vocab_size == 262
+    assert len(trainer.train_tokens) < 0.8 * 0.9 * len(TEXT)  # merges shortened the text
+    trainer.train_step()
+    trainer.save(tmp_path / "c.npz")
+    assert isinstance(nn.load_checkpoint(tmp_path / "c.npz").get_tokenizer(), nn.BPETokenizer)
+    with pytest.raises(ValueError, match="unknown tokenizer 'word'"):
+        Trainer(CONFIG.with_overrides({"tokenizer": "word"}), text=TEXT)

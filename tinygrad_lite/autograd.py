@@ -35,16 +35,16 @@ def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
     while stack:
-        t, children_done = stack.pop()
-        if children_done:
+        t, inputs_done = stack.pop()
+        if inputs_done:
             order.append(t)
             continue
         if id(t) in visited:
             continue
         visited.add(id(t))
-        stack.append((t, True))
         ctx = t._ctx
-        if ctx is None:
+        if ctx is None:  # a leaf has no inputs to wait for
+            order.append(t)
             continue
         if ctx.parents is None:
             raise RuntimeError(
@@ -52,16 +52,29 @@ def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
                 f"of shape {t.shape} was already freed by an earlier backward. Pass "
                 f"retain_graph=True to the first backward() if you need to call it twice."
             )
+        stack.append((t, True))  # comes back off the stack after all of its inputs
         for p in ctx.parents:
             if p.requires_grad and id(p) not in visited:
                 stack.append((p, False))
     return order
 
 
-def _accumulate_into_grad(t: Tensor, g: Tensor, create_graph: bool) -> None:
-    if not create_graph:
-        g = g.detach()
-    t.grad = g if t.grad is None else t.grad + g
+def _accumulate_into_grad(t: Tensor, g: Tensor, create_graph: bool, stored: set[int]) -> None:
+    """t.grad += g. `stored` holds the ids of the arrays already stored as a `.grad` in this pass."""
+    if create_graph:  # keep the gradient's own graph, for higher-order derivatives
+        t.grad = g if t.grad is None else t.grad + g
+    elif t.grad is not None:
+        t.grad = Tensor._make(t.grad.data + g.data, False, g.device)
+    else:
+        # `.grad` must own its memory: a gradient array may also be another tensor's gradient
+        # (add hands the same gradient to both inputs), a view of one, a read-only broadcast
+        # view, or the caller's own `grad=` array. Fresh arrays (matmul, sum results) are kept
+        # as they are; only those that may be shared are copied.
+        data = g.data
+        if id(data) in stored or data.base is not None or not getattr(data.flags, "writeable", True):
+            data = data.copy()
+        stored.add(id(data))
+        t.grad = Tensor._make(data, False, g.device)
 
 
 def run_backward(
@@ -82,6 +95,7 @@ def run_backward(
         pending[id(r)] = pending[id(r)] + g if id(r) in pending else g
     target_ids = None if targets is None else {id(t) for t in targets}
     captured: dict[int, Tensor] = {}
+    stored = {id(g.data) for g in root_grads}  # the caller's arrays must not become a .grad as they are
     anomaly = STATE.anomaly
 
     with set_grad_enabled(create_graph):
@@ -94,12 +108,12 @@ def run_backward(
                     replaced = hook(g)
                     if replaced is not None:
                         g = replaced
+            ctx = t._ctx
             if target_ids is not None:
                 if id(t) in target_ids:
                     captured[id(t)] = g
-            elif t._ctx is None or t._retains_grad:
-                _accumulate_into_grad(t, g, create_graph)
-            ctx = t._ctx
+            elif ctx is None or t._retains_grad:
+                _accumulate_into_grad(t, g, create_graph, stored)
             if ctx is None:
                 continue
             if create_graph and not ctx.double_backward:
@@ -113,18 +127,19 @@ def run_backward(
                     grads = ctx.backward(g)
             else:
                 grads = ctx.backward(g)
-            if not isinstance(grads, tuple):
+            if type(grads) is not tuple:
                 grads = (grads,)
             for p, pg in zip(ctx.parents, grads):
                 if pg is None or not p.requires_grad:
                     continue
-                if pg.shape != p.shape:
+                if pg.data.shape != p.data.shape:
                     raise GradientShapeError(ctx.name, pg.shape, p.shape, p)
-                if pg.dtype != p.dtype:
+                if pg.data.dtype is not p.data.dtype and pg.dtype != p.dtype:  # `is`: the cheap common case
                     pg = pg.astype(p.dtype)
                 if anomaly:
                     _check_backward(ctx, pg)
-                pending[id(p)] = pending[id(p)] + pg if id(p) in pending else pg
+                earlier = pending.get(id(p))  # a tensor used twice gets the sum of both gradients
+                pending[id(p)] = pg if earlier is None else earlier + pg
             if not retain_graph:
                 ctx.release()
     return captured

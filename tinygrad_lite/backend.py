@@ -37,12 +37,14 @@ def _numpy_erf() -> Callable[[Any], Any]:
 
 _REGISTRY: dict[str, Callable[[], Backend]] = {}
 _CACHE: dict[str, Backend] = {}
+XP_BY_DEVICE: dict[str, ModuleType] = {}  # filled as backends load; Tensor.xp reads it on every op
 
 
 def register_backend(device: str, factory: Callable[[], Backend]) -> None:
     """Make `device` usable; `factory` is called once, on first use."""
     _REGISTRY[device] = factory
     _CACHE.pop(device, None)
+    XP_BY_DEVICE.pop(device, None)
 
 
 def get_backend(device: str) -> Backend:
@@ -55,6 +57,7 @@ def get_backend(device: str) -> Backend:
             f"unknown device {device!r}; available devices: {sorted(_REGISTRY)}"
         )
     backend = _CACHE[device] = _REGISTRY[device]()
+    XP_BY_DEVICE[device] = backend.xp
     return backend
 
 

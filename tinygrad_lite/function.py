@@ -19,17 +19,21 @@ from typing import Any
 from .grad_mode import STATE, AnomalyError
 from .tensor import Tensor
 
+_make_tensor = Tensor._make
+
 
 class Function:
     double_backward = True  # False: backward is not itself differentiable (fused fast paths)
     saves_output = False  # True: backward reads `self.output` (e.g. exp, tanh, softmax)
+    may_return_view = False  # True: forward may return a view of its first input's memory
 
     parents: tuple[Tensor, ...]
+    saved: tuple[Tensor, ...] = ()  # class-level defaults: most ops save nothing
+    versions: tuple[int, ...] = ()
 
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         ctx = cls.__new__(cls)
-        ctx.saved = ()
         out_data = ctx.forward(*inputs, **params)
         requires_grad = False
         if STATE.grad_enabled:
@@ -37,13 +41,17 @@ class Function:
                 if t.requires_grad:
                     requires_grad = True
                     break
-        out = Tensor._make(out_data, requires_grad, inputs[0].device)
+        out = _make_tensor(out_data, requires_grad, inputs[0].device)
+        if cls.may_return_view and out.xp.may_share_memory(out_data, inputs[0].data):
+            out._vc = inputs[0]._shared_counter()  # a view: in-place updates through it are updates of the base
         if requires_grad:
             ctx.parents = inputs
-            ctx.versions = tuple(t._version for t in ctx.saved)
+            if ctx.saved:
+                ctx.versions = tuple([t._version for t in ctx.saved])
             out._ctx = ctx
             if cls.saves_output:  # a weak reference: the output must not keep itself alive
                 ctx._output = weakref.ref(out)
+                ctx._output_version = out._version
         if STATE.anomaly:
             _check_forward(ctx, cls, inputs, out)
         return out
@@ -76,10 +84,11 @@ class Function:
         out = self._output()
         if out is None:  # pragma: no cover - the output is alive while anything depends on it
             raise RuntimeError(f"{type(self).__name__}.backward: the output tensor was freed")
-        if out._version != 0:  # outputs are born at version 0; an in-place update (no_grad) bumps it
+        if out._version != self._output_version:  # an in-place update (under no_grad) bumped it
             raise RuntimeError(
                 f"{type(self).__name__}.backward: its output (shape {out.shape}), which backward reuses, "
-                f"was modified in place after the forward pass (version 0 -> {out._version}). Its "
+                f"was modified in place after the forward pass (version {self._output_version} -> "
+                f"{out._version}). Its "
                 f"gradient would be wrong; work on a copy instead (e.g. `y = y * 1` before the update)."
             )
         return out

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import dtypes
+from .backend import XP_BY_DEVICE as _XP
 from .backend import get_backend
 from .grad_mode import STATE
 
@@ -22,7 +23,7 @@ Axis = int | Sequence[int] | None
 
 class Tensor:
     __slots__ = (
-        "data", "requires_grad", "grad", "_ctx", "_version", "_retains_grad", "_hooks",
+        "data", "requires_grad", "grad", "_ctx", "_vc", "_retains_grad", "_hooks",
         "device", "name", "__weakref__",
     )
     __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
@@ -44,12 +45,15 @@ class Tensor:
     @staticmethod
     def _make(data: Any, requires_grad: bool, device: str) -> "Tensor":
         """Internal constructor: wraps an existing backend array without copying."""
-        t = object.__new__(Tensor)
+        t = _new_tensor(Tensor)
         if isinstance(data, np.generic):
             # NumPy reductions and x[i] return scalars (np.float32 ...), not 0-d arrays; a scalar
             # has no in-place methods or item assignment, so `.data` is always kept an array.
             data = np.asarray(data)
-        _init(t, data, requires_grad, device)
+        # The same fields as _init, written out: this runs once per op, so it is the hot path.
+        t.data, t.requires_grad, t.device = data, requires_grad, device
+        t.grad = t._ctx = t._vc = t._hooks = t.name = None
+        t._retains_grad = False
         return t
 
     # ----------------------------------------------------------------- properties
@@ -75,7 +79,7 @@ class Tensor:
     @property
     def xp(self) -> Any:
         """The array module (numpy, cupy) of this tensor's device."""
-        return get_backend(self.device).xp
+        return _XP.get(self.device) or get_backend(self.device).xp
 
     @property
     def is_leaf(self) -> bool:
@@ -122,8 +126,10 @@ class Tensor:
         return self.numpy().tolist()
 
     def detach(self) -> "Tensor":
-        """Same data, cut from the graph."""
-        return Tensor._make(self.data, False, self.device)
+        """Same data (and version counter), cut from the graph."""
+        out = Tensor._make(self.data, False, self.device)
+        out._vc = self._shared_counter()
+        return out
 
     def astype(self, dtype: Any) -> "Tensor":
         """Differentiable between float dtypes; casting to int/bool gives a constant."""
@@ -169,18 +175,32 @@ class Tensor:
         self._retains_grad = True
         return self
 
-    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Callable[[], None]:
+    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> "RemovableHandle":
         """Call `hook(grad)` when this tensor's gradient is computed; a returned tensor replaces
-        the gradient. Returns a function that removes the hook."""
+        the gradient. Returns a handle whose `.remove()` takes the hook off again."""
         if not self.requires_grad:
             raise RuntimeError("register_hook() on a tensor that does not require grad")
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(hook)
-        return lambda: self._hooks.remove(hook)
+        return RemovableHandle(self._hooks, hook)
 
     def zero_grad_(self) -> None:
         self.grad = None
+
+    # ------------------------------------------------------------ version counter
+    # Every in-place update bumps a counter; an op that saved a tensor for backward remembers the
+    # count and backward refuses to run if it changed. Views (reshape, slices, transposes,
+    # detach) share memory with their base, so they share the counter too: an update through
+    # any alias is seen by all. The counter is a one-element list created on first need.
+    @property
+    def _version(self) -> int:
+        return 0 if self._vc is None else self._vc[0]
+
+    def _shared_counter(self) -> list[int]:
+        if self._vc is None:
+            self._vc = [0]
+        return self._vc
 
     # --------------------------------------------------------------------- in place
     # In-place ops change `.data` and bump the version counter, so backward can detect that a
@@ -195,7 +215,7 @@ class Tensor:
     def _inplace(self, op: str, fn: Callable[[Any], Any]) -> "Tensor":
         self._check_inplace(op)
         fn(self.data)
-        self._version += 1
+        self._shared_counter()[0] += 1
         return self
 
     def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
@@ -248,17 +268,28 @@ class Tensor:
             return Tensor._make(xp.asarray(value, dtype=dt), False, self.device)
         return Tensor._make(xp.asarray(value), False, self.device)
 
+    def _operands(self, other: Any, true_div: bool = False) -> tuple["Tensor", "Tensor"]:
+        """(self, other) as two Tensors of one dtype, following `_promote`'s rule."""
+        # Fast paths for the common cases (this runs for every arithmetic op, backward included):
+        if type(other) is Tensor and other.data.dtype is self.data.dtype and not true_div:
+            return self, other  # two tensors of one dtype
+        if (type(other) is float or type(other) is int) and self.data.dtype.kind == "f":
+            # `x * 0.5` on a float tensor: the scalar simply takes x's dtype.
+            xp = _XP.get(self.device) or self.xp
+            return self, Tensor._make(xp.asarray(other, dtype=self.data.dtype), False, self.device)
+        return _promote(self, self._const(other), true_div)
+
     def add(self, other: Any) -> "Tensor":
-        return E.Add.apply(*_promote(self, self._const(other)))
+        return E.Add.apply(*self._operands(other))
 
     def sub(self, other: Any) -> "Tensor":
-        return E.Sub.apply(*_promote(self, self._const(other)))
+        return E.Sub.apply(*self._operands(other))
 
     def mul(self, other: Any) -> "Tensor":
-        return E.Mul.apply(*_promote(self, self._const(other)))
+        return E.Mul.apply(*self._operands(other))
 
     def div(self, other: Any) -> "Tensor":
-        return E.Div.apply(*_promote(self, self._const(other), true_div=True))
+        return E.Div.apply(*self._operands(other, true_div=True))
 
     def pow(self, exponent: Any) -> "Tensor":
         if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
@@ -282,16 +313,16 @@ class Tensor:
     __matmul__ = matmul
 
     def __radd__(self, other: Any) -> "Tensor":
-        return E.Add.apply(*_promote(self._const(other), self))
+        return E.Add.apply(*self._operands(other)[::-1])
 
     def __rsub__(self, other: Any) -> "Tensor":
-        return E.Sub.apply(*_promote(self._const(other), self))
+        return E.Sub.apply(*self._operands(other)[::-1])
 
     def __rmul__(self, other: Any) -> "Tensor":
-        return E.Mul.apply(*_promote(self._const(other), self))
+        return E.Mul.apply(*self._operands(other)[::-1])
 
     def __rtruediv__(self, other: Any) -> "Tensor":
-        return E.Div.apply(*_promote(self._const(other), self, true_div=True))
+        return E.Div.apply(*self._operands(other, true_div=True)[::-1])
 
     def __rpow__(self, other: Any) -> "Tensor":
         return E.Pow.apply(*_promote(self._const(other), self))
@@ -526,16 +557,26 @@ class Tensor:
         return self.to("cpu")
 
 
+class RemovableHandle:
+    """Returned by `register_hook`; `.remove()` (safe to call twice) unregisters the hook."""
+
+    def __init__(self, hooks: list[Any], hook: Any) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+    __call__ = remove  # older code called the returned object directly
+
+
 def _init(t: Tensor, data: Any, requires_grad: bool, device: str) -> None:
-    t.data = data
-    t.requires_grad = requires_grad
-    t.grad = None
-    t._ctx = None
-    t._version = 0
+    t.data, t.requires_grad, t.device = data, requires_grad, device
+    t.grad = t._ctx = t._vc = t._hooks = t.name = None
     t._retains_grad = False
-    t._hooks = None
-    t.device = device
-    t.name = None
+
+
+_new_tensor = object.__new__
 
 
 def _promote(a: Tensor, b: Tensor, true_div: bool = False) -> tuple[Tensor, Tensor]:

@@ -11,7 +11,7 @@ from ..tensor import Tensor
 
 def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Sum `grad` down to `shape` (the inverse of NumPy broadcasting, for gradients)."""
-    if grad.shape == shape:
+    if grad.data.shape == shape:  # nothing was broadcast (the common case, checked first)
         return grad
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(

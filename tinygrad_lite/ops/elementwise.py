@@ -6,6 +6,7 @@ written with Tensor ops so it can itself be differentiated.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from ..backend import get_backend
@@ -15,6 +16,7 @@ from .broadcast import unbroadcast
 
 
 def _binary(name: str, fn: Any, x: Tensor, y: Tensor) -> Any:
+    # Python's operators (operator.add, ...) work on NumPy and CuPy arrays alike.
     try:
         return fn(x.data, y.data)
     except ValueError as e:
@@ -29,26 +31,28 @@ def _const(x: Tensor, array: Any) -> Tensor:
 # ------------------------------------------------------------------------- binary
 class Add(Function):
     def forward(self, x: Tensor, y: Tensor) -> Any:
-        self.shapes = x.shape, y.shape
-        return _binary("add", x.xp.add, x, y)
+        return _binary("add", operator.add, x, y)
 
-    def backward(self, g: Tensor) -> tuple[Tensor, Tensor]:
-        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+    def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, y = self.parents
+        return (unbroadcast(g, x.shape) if x.requires_grad else None,
+                unbroadcast(g, y.shape) if y.requires_grad else None)
 
 
 class Sub(Function):
     def forward(self, x: Tensor, y: Tensor) -> Any:
-        self.shapes = x.shape, y.shape
-        return _binary("sub", x.xp.subtract, x, y)
+        return _binary("sub", operator.sub, x, y)
 
-    def backward(self, g: Tensor) -> tuple[Tensor, Tensor]:
-        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+    def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, y = self.parents
+        return (unbroadcast(g, x.shape) if x.requires_grad else None,
+                unbroadcast(-g, y.shape) if y.requires_grad else None)
 
 
 class Mul(Function):
     def forward(self, x: Tensor, y: Tensor) -> Any:
         self.save_for_backward(x, y)
-        return _binary("mul", x.xp.multiply, x, y)
+        return _binary("mul", operator.mul, x, y)
 
     def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
         x, y = self.saved_tensors
@@ -60,7 +64,7 @@ class Mul(Function):
 class Div(Function):
     def forward(self, x: Tensor, y: Tensor) -> Any:
         self.save_for_backward(x, y)
-        return _binary("div", x.xp.true_divide, x, y)
+        return _binary("div", operator.truediv, x, y)
 
     def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
         x, y = self.saved_tensors
@@ -227,8 +231,21 @@ class Tanh(Function):
         return x.xp.tanh(x.data)
 
     def backward(self, g: Tensor) -> Tensor:
-        t = self.output
-        return g * (1.0 - t * t)
+        return TanhGrad.apply(g, self.output)  # g·(1 - t²) in one op
+
+
+class TanhGrad(Function):
+    """tanh's backward, g·(1 - t²) with t = tanh(x), as a single op: one pass over the data instead
+    of three Tensor ops. It is an ordinary Function, so it has its own (Tensor-op) backward and
+    second derivatives still work:  ∂/∂g = 1 - t²,  ∂/∂t = -2·g·t."""
+
+    def forward(self, g: Tensor, t: Tensor) -> Any:
+        self.save_for_backward(g, t)
+        return g.data * (1 - t.data * t.data)
+
+    def backward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        g, t = self.saved_tensors
+        return h * (1.0 - t * t), h * g * t * -2.0
 
 
 def stable_sigmoid(xp: Any, x: Any) -> Any:
@@ -244,8 +261,20 @@ class Sigmoid(Function):
         return stable_sigmoid(x.xp, x.data)
 
     def backward(self, g: Tensor) -> Tensor:
-        s = self.output
-        return g * s * (1.0 - s)
+        return SigmoidGrad.apply(g, self.output)  # g·s·(1 - s) in one op
+
+
+class SigmoidGrad(Function):
+    """sigmoid's backward, g·s·(1 - s), as a single op (see TanhGrad):
+    ∂/∂g = s·(1 - s),  ∂/∂s = g·(1 - 2s)."""
+
+    def forward(self, g: Tensor, s: Tensor) -> Any:
+        self.save_for_backward(g, s)
+        return g.data * s.data * (1 - s.data)
+
+    def backward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        g, s = self.saved_tensors
+        return h * s * (1.0 - s), h * g * (1.0 - s * 2.0)
 
 
 class Softplus(Function):

@@ -41,6 +41,8 @@ def normalize_index(x: Tensor, index: Any) -> tuple[Any, ...]:
 
 
 class GetItem(Function):
+    may_return_view = True  # views of the input (basic indexing, reshape, permute): see Function.apply
+
     def forward(self, x: Tensor, index: tuple[Any, ...]) -> Any:
         self.in_shape, self.index = x.shape, index
         try:

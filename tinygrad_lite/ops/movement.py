@@ -16,6 +16,8 @@ from .reduce import normalize_axis
 
 # ----------------------------------------------------------------------- reshape
 class Reshape(Function):
+    may_return_view = True  # views of the input (basic indexing, reshape, permute): see Function.apply
+
     def forward(self, x: Tensor, shape: tuple[int, ...]) -> Any:
         self.in_shape = x.shape
         return x.data.reshape(shape)
@@ -69,6 +71,8 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
 
 # ----------------------------------------------------------------------- permute
 class Permute(Function):
+    may_return_view = True  # views of the input (basic indexing, reshape, permute): see Function.apply
+
     def forward(self, x: Tensor, axes: tuple[int, ...]) -> Any:
         self.axes = axes
         return x.data.transpose(axes)
@@ -102,6 +106,8 @@ def swapaxes(x: Tensor, a: int, b: int) -> Tensor:
 # ------------------------------------------------------------------------ expand
 class Expand(Function):
     """Broadcast without copying; every copy of an element sends its gradient back: a sum."""
+
+    may_return_view = True  # a broadcast view of the input (see Function.apply)
 
     def forward(self, x: Tensor, shape: tuple[int, ...]) -> Any:
         self.in_shape = x.shape
