@@ -6,9 +6,10 @@ directly, so a new device only has to register a `Backend` here. The CPU backend
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -5,7 +5,8 @@ Float factories default to float32. Random ones draw from the default generator 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import dtypes
 from .backend import get_backend
@@ -41,7 +42,8 @@ def ones(*shape: Any, dtype: Any = None, device: str = "cpu", requires_grad: boo
     return _wrap(get_backend(device).xp.ones(_shape(shape, "ones"), dtype=_float(dtype)), requires_grad, device)
 
 
-def full(shape: Shape, fill_value: float, dtype: Any = None, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+def full(shape: Shape, fill_value: float, dtype: Any = None, device: str = "cpu",
+         requires_grad: bool = False) -> Tensor:
     shape = _shape((shape,) if isinstance(shape, int) else (tuple(shape),), "full")
     return _wrap(get_backend(device).xp.full(shape, fill_value, dtype=_float(dtype)), requires_grad, device)
 

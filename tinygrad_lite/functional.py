@@ -87,7 +87,8 @@ def cross_entropy(
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return CrossEntropy.apply(logits, target=y, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+    return CrossEntropy.apply(logits, target=y, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                              reduction=reduction)
 
 
 def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -101,7 +102,9 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str
     """-[y log σ(x) + (1-y) log(1-σ(x))] = softplus(x) - x·y, stable for any |x|."""
     y = logits._const(target)
     if y.shape != logits.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: logits {logits.shape} and targets {y.shape} differ in shape")
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: logits {logits.shape} and targets {y.shape} differ in shape"
+        )
     loss = logits.softplus() - logits * y
     return {"mean": loss.mean, "sum": loss.sum}.get(reduction, lambda: loss)()
 

@@ -16,7 +16,7 @@ class Generator:
     def __init__(self, seed: int = 0) -> None:
         self.manual_seed(seed)
 
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
         self.seed = int(seed)

@@ -9,7 +9,8 @@ The methods here are thin: each one names the `Function` that does the work (see
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Tensor:
             self.requires_grad_(True)
 
     @staticmethod
-    def _make(data: Any, requires_grad: bool, device: str) -> "Tensor":
+    def _make(data: Any, requires_grad: bool, device: str) -> Tensor:
         """Internal constructor: wraps an existing backend array without copying."""
         t = _new_tensor(Tensor)
         if isinstance(data, np.generic):
@@ -86,7 +87,7 @@ class Tensor:
         return self._ctx is None
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         """All axes reversed, as NumPy's `.T`."""
         return self.permute(tuple(range(self.ndim - 1, -1, -1)))
 
@@ -125,13 +126,13 @@ class Tensor:
     def tolist(self) -> Any:
         return self.numpy().tolist()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """Same data (and version counter), cut from the graph."""
         out = Tensor._make(self.data, False, self.device)
         out._vc = self._shared_counter()
         return out
 
-    def astype(self, dtype: Any) -> "Tensor":
+    def astype(self, dtype: Any) -> Tensor:
         """Differentiable between float dtypes; casting to int/bool gives a constant."""
         dtype = dtypes.to_dtype(dtype)
         if dtype == self.dtype:
@@ -140,16 +141,16 @@ class Tensor:
             return Tensor._make(self.data.astype(dtype), False, self.device)
         return M.Cast.apply(self, dtype=dtype)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.astype(dtypes.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.astype(dtypes.float64)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return self.astype(dtypes.int64)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not dtypes.is_floating(self.dtype):
             raise TypeError(
                 f"requires_grad_: only floating-point tensors can require gradients, this one is "
@@ -162,20 +163,20 @@ class Tensor:
         return self
 
     # -------------------------------------------------------------------- autograd
-    def backward(self, grad: "Tensor | None" = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+    def backward(self, grad: Tensor | None = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (see autograd.backward)."""
         from .autograd import backward
 
         backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
-    def retain_grad(self) -> "Tensor":
+    def retain_grad(self) -> Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         self._retains_grad = True
         return self
 
-    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> "RemovableHandle":
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
         """Call `hook(grad)` when this tensor's gradient is computed; a returned tensor replaces
         the gradient. Returns a handle whose `.remove()` takes the hook off again."""
         if not self.requires_grad:
@@ -212,29 +213,29 @@ class Tensor:
                 f"wrap the update in `with tinygrad_lite.no_grad():` (as optimizers do)"
             )
 
-    def _inplace(self, op: str, fn: Callable[[Any], Any]) -> "Tensor":
+    def _inplace(self, op: str, fn: Callable[[Any], Any]) -> Tensor:
         self._check_inplace(op)
         fn(self.data)
         self._shared_counter()[0] += 1
         return self
 
-    def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
+    def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
         o = _data(other)
         return self._inplace("add_", lambda d: d.__iadd__(o * alpha if alpha != 1.0 else o))
 
-    def sub_(self, other: Any) -> "Tensor":
+    def sub_(self, other: Any) -> Tensor:
         o = _data(other)
         return self._inplace("sub_", lambda d: d.__isub__(o))
 
-    def mul_(self, other: Any) -> "Tensor":
+    def mul_(self, other: Any) -> Tensor:
         o = _data(other)
         return self._inplace("mul_", lambda d: d.__imul__(o))
 
-    def div_(self, other: Any) -> "Tensor":
+    def div_(self, other: Any) -> Tensor:
         o = _data(other)
         return self._inplace("div_", lambda d: d.__itruediv__(o))
 
-    def copy_(self, other: Any) -> "Tensor":
+    def copy_(self, other: Any) -> Tensor:
         o = _data(other)
         try:  # broadcast_shapes raises its own (unnamed) error for shapes that do not broadcast at all
             fits = np.broadcast_shapes(np.shape(o), self.shape) == self.shape
@@ -244,10 +245,10 @@ class Tensor:
             raise ValueError(f"copy_: cannot copy shape {np.shape(o)} into shape {self.shape}")
         return self._inplace("copy_", lambda d: d.__setitem__(..., o))
 
-    def fill_(self, value: float) -> "Tensor":
+    def fill_(self, value: float) -> Tensor:
         return self._inplace("fill_", lambda d: d.fill(value))
 
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         return self.fill_(0)
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -255,7 +256,7 @@ class Tensor:
         self._inplace("__setitem__", lambda d: d.__setitem__(idx, o))
 
     # ------------------------------------------------------------ binary operators
-    def _const(self, value: Any) -> "Tensor":
+    def _const(self, value: Any) -> Tensor:
         """Wrap a Python scalar / array as a constant of a matching dtype on this device."""
         if isinstance(value, Tensor):
             return value
@@ -268,7 +269,7 @@ class Tensor:
             return Tensor._make(xp.asarray(value, dtype=dt), False, self.device)
         return Tensor._make(xp.asarray(value), False, self.device)
 
-    def _operands(self, other: Any, true_div: bool = False) -> tuple["Tensor", "Tensor"]:
+    def _operands(self, other: Any, true_div: bool = False) -> tuple[Tensor, Tensor]:
         """(self, other) as two Tensors of one dtype, following `_promote`'s rule."""
         # Fast paths for the common cases (this runs for every arithmetic op, backward included):
         if type(other) is Tensor and other.data.dtype is self.data.dtype and not true_div:
@@ -279,30 +280,30 @@ class Tensor:
             return self, Tensor._make(xp.asarray(other, dtype=self.data.dtype), False, self.device)
         return _promote(self, self._const(other), true_div)
 
-    def add(self, other: Any) -> "Tensor":
+    def add(self, other: Any) -> Tensor:
         return E.Add.apply(*self._operands(other))
 
-    def sub(self, other: Any) -> "Tensor":
+    def sub(self, other: Any) -> Tensor:
         return E.Sub.apply(*self._operands(other))
 
-    def mul(self, other: Any) -> "Tensor":
+    def mul(self, other: Any) -> Tensor:
         return E.Mul.apply(*self._operands(other))
 
-    def div(self, other: Any) -> "Tensor":
+    def div(self, other: Any) -> Tensor:
         return E.Div.apply(*self._operands(other, true_div=True))
 
-    def pow(self, exponent: Any) -> "Tensor":
+    def pow(self, exponent: Any) -> Tensor:
         if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
             return E.PowScalar.apply(self, exponent=exponent)
         return E.Pow.apply(*_promote(self, self._const(exponent)))
 
-    def maximum(self, other: Any) -> "Tensor":
+    def maximum(self, other: Any) -> Tensor:
         return E.Maximum.apply(*_promote(self, self._const(other)))
 
-    def minimum(self, other: Any) -> "Tensor":
+    def minimum(self, other: Any) -> Tensor:
         return E.Minimum.apply(*_promote(self, self._const(other)))
 
-    def matmul(self, other: "Tensor") -> "Tensor":
+    def matmul(self, other: Tensor) -> Tensor:
         return L.matmul(self, self._const(other))
 
     __add__ = add
@@ -312,105 +313,105 @@ class Tensor:
     __pow__ = pow
     __matmul__ = matmul
 
-    def __radd__(self, other: Any) -> "Tensor":
+    def __radd__(self, other: Any) -> Tensor:
         return E.Add.apply(*self._operands(other)[::-1])
 
-    def __rsub__(self, other: Any) -> "Tensor":
+    def __rsub__(self, other: Any) -> Tensor:
         return E.Sub.apply(*self._operands(other)[::-1])
 
-    def __rmul__(self, other: Any) -> "Tensor":
+    def __rmul__(self, other: Any) -> Tensor:
         return E.Mul.apply(*self._operands(other)[::-1])
 
-    def __rtruediv__(self, other: Any) -> "Tensor":
+    def __rtruediv__(self, other: Any) -> Tensor:
         return E.Div.apply(*self._operands(other, true_div=True)[::-1])
 
-    def __rpow__(self, other: Any) -> "Tensor":
+    def __rpow__(self, other: Any) -> Tensor:
         return E.Pow.apply(*_promote(self._const(other), self))
 
-    def __rmatmul__(self, other: Any) -> "Tensor":
+    def __rmatmul__(self, other: Any) -> Tensor:
         return L.matmul(self._const(other), self)
 
-    def __neg__(self) -> "Tensor":
+    def __neg__(self) -> Tensor:
         return E.Neg.apply(self)
 
     # Comparisons give bool tensors (constants: no gradient flows through a comparison).
-    def _compare(self, other: Any, fn: Callable[[Any, Any], Any]) -> "Tensor":
+    def _compare(self, other: Any, fn: Callable[[Any, Any], Any]) -> Tensor:
         return Tensor._make(fn(self.data, _data(other)), False, self.device)
 
-    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, lambda a, b: a == b)
 
-    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, lambda a, b: a != b)
 
-    def __lt__(self, other: Any) -> "Tensor":
+    def __lt__(self, other: Any) -> Tensor:
         return self._compare(other, lambda a, b: a < b)
 
-    def __le__(self, other: Any) -> "Tensor":
+    def __le__(self, other: Any) -> Tensor:
         return self._compare(other, lambda a, b: a <= b)
 
-    def __gt__(self, other: Any) -> "Tensor":
+    def __gt__(self, other: Any) -> Tensor:
         return self._compare(other, lambda a, b: a > b)
 
-    def __ge__(self, other: Any) -> "Tensor":
+    def __ge__(self, other: Any) -> Tensor:
         return self._compare(other, lambda a, b: a >= b)
 
-    def __invert__(self) -> "Tensor":
+    def __invert__(self) -> Tensor:
         if self.dtype != dtypes.bool_:
             raise TypeError(f"~ (logical not) needs a bool tensor, got {self.dtype}")
         return Tensor._make(~self.data, False, self.device)
 
-    def __and__(self, other: Any) -> "Tensor":
+    def __and__(self, other: Any) -> Tensor:
         return self._compare(other, lambda a, b: a & b)
 
-    def __or__(self, other: Any) -> "Tensor":
+    def __or__(self, other: Any) -> Tensor:
         return self._compare(other, lambda a, b: a | b)
 
-    def any(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+    def any(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return Tensor._make(self.xp.any(self.data, axis=axis, keepdims=keepdims), False, self.device)
 
-    def all(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+    def all(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return Tensor._make(self.xp.all(self.data, axis=axis, keepdims=keepdims), False, self.device)
 
-    def sign(self) -> "Tensor":
+    def sign(self) -> Tensor:
         """Constant (no gradient: the derivative of sign is zero almost everywhere)."""
         return Tensor._make(self.xp.sign(self.data), False, self.device)
 
     # --------------------------------------------------------------- unary ops
-    def exp(self) -> "Tensor":
+    def exp(self) -> Tensor:
         return E.Exp.apply(self)
 
-    def log(self) -> "Tensor":
+    def log(self) -> Tensor:
         return E.Log.apply(self)
 
-    def sqrt(self) -> "Tensor":
+    def sqrt(self) -> Tensor:
         return E.Sqrt.apply(self)
 
-    def abs(self) -> "Tensor":
+    def abs(self) -> Tensor:
         return E.Abs.apply(self)
 
-    def sin(self) -> "Tensor":
+    def sin(self) -> Tensor:
         return E.Sin.apply(self)
 
-    def cos(self) -> "Tensor":
+    def cos(self) -> Tensor:
         return E.Cos.apply(self)
 
-    def tanh(self) -> "Tensor":
+    def tanh(self) -> Tensor:
         return E.Tanh.apply(self)
 
-    def sigmoid(self) -> "Tensor":
+    def sigmoid(self) -> Tensor:
         return E.Sigmoid.apply(self)
 
-    def log_sigmoid(self) -> "Tensor":
+    def log_sigmoid(self) -> Tensor:
         return E.LogSigmoid.apply(self)
 
-    def relu(self) -> "Tensor":
+    def relu(self) -> Tensor:
         return E.Relu.apply(self)
 
-    def leaky_relu(self, negative_slope: float = 0.01) -> "Tensor":
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
         return E.LeakyRelu.apply(self, slope=negative_slope)
 
-    def gelu(self, approximate: str = "none") -> "Tensor":
+    def gelu(self, approximate: str = "none") -> Tensor:
         """GELU: x·Φ(x) exactly (`approximate="none"`) or with the tanh formula (`"tanh"`)."""
         if approximate == "none":
             return E.Gelu.apply(self)
@@ -418,16 +419,16 @@ class Tensor:
             return E.GeluTanh.apply(self)
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
-    def erf(self) -> "Tensor":
+    def erf(self) -> Tensor:
         return E.Erf.apply(self)
 
-    def silu(self) -> "Tensor":
+    def silu(self) -> Tensor:
         return E.Silu.apply(self)
 
-    def softplus(self) -> "Tensor":
+    def softplus(self) -> Tensor:
         return E.Softplus.apply(self)
 
-    def clip(self, min: float | None = None, max: float | None = None) -> "Tensor":  # noqa: A002
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
         if min is not None and max is not None and min > max:
@@ -436,37 +437,37 @@ class Tensor:
 
     clamp = clip
 
-    def square(self) -> "Tensor":
+    def square(self) -> Tensor:
         return E.Mul.apply(self, self)
 
-    def reciprocal(self) -> "Tensor":
+    def reciprocal(self) -> Tensor:
         return 1.0 / self
 
     # -------------------------------------------------------------- reductions
-    def sum(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return R.Sum.apply(self, axis=R.normalize_axis(axis, self.ndim, "sum"), keepdims=keepdims)
 
-    def mean(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         axes = R.normalize_axis(axis, self.ndim, "mean")
         count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         if count == 0:
             raise ValueError(f"mean: reducing an empty axis of shape {self.shape}")
         return R.Sum.apply(self, axis=axes, keepdims=keepdims) * (1.0 / count)
 
-    def max(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return R.Max.apply(self, axis=R.normalize_axis(axis, self.ndim, "max"), keepdims=keepdims)
 
-    def min(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return -R.Max.apply(-self, axis=R.normalize_axis(axis, self.ndim, "min"), keepdims=keepdims)
 
-    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Mean squared deviation; `ddof=1` gives the unbiased estimate (divide by n-1)."""
         return self._var(axis, keepdims, ddof, "var")
 
-    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
+    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         return self._var(axis, keepdims, ddof, "std").sqrt()
 
-    def _var(self, axis: Axis, keepdims: bool, ddof: int, op: str) -> "Tensor":
+    def _var(self, axis: Axis, keepdims: bool, ddof: int, op: str) -> Tensor:
         axes = R.normalize_axis(axis, self.ndim, op)  # `op`: so that std's errors name std, not var
         count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         if count - ddof <= 0:
@@ -474,86 +475,86 @@ class Tensor:
         centered = self - self.mean(axis=axes, keepdims=True)
         return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
 
-    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> "Tensor":
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return R.LogSumExp.apply(self, axis=R.normalize_axis(axis, self.ndim, "logsumexp"), keepdims=keepdims)
 
-    def softmax(self, axis: int = -1) -> "Tensor":
+    def softmax(self, axis: int = -1) -> Tensor:
         return R.Softmax.apply(self, axis=R.normalize_axis(axis, self.ndim, "softmax")[0])
 
-    def log_softmax(self, axis: int = -1) -> "Tensor":
+    def log_softmax(self, axis: int = -1) -> Tensor:
         return R.LogSoftmax.apply(self, axis=R.normalize_axis(axis, self.ndim, "log_softmax")[0])
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return R.arg_reduce(self, "argmax", axis, keepdims)
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> "Tensor":
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         return R.arg_reduce(self, "argmin", axis, keepdims)
 
     # -------------------------------------------------------- shape and movement
-    def reshape(self, *shape: Any) -> "Tensor":
+    def reshape(self, *shape: Any) -> Tensor:
         return M.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     view = reshape
 
-    def permute(self, *axes: Any) -> "Tensor":
+    def permute(self, *axes: Any) -> Tensor:
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         return M.permute(self, axes)
 
-    def transpose(self, axis0: int = -2, axis1: int = -1) -> "Tensor":
+    def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
         """Swap two axes (default: the last two, the matrix transpose)."""
         return M.swapaxes(self, axis0, axis1)
 
     swapaxes = transpose
 
-    def expand(self, *shape: Any) -> "Tensor":
+    def expand(self, *shape: Any) -> Tensor:
         return M.broadcast_to(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     broadcast_to = expand
 
-    def squeeze(self, axis: Axis = None) -> "Tensor":
+    def squeeze(self, axis: Axis = None) -> Tensor:
         return M.squeeze(self, axis)
 
-    def unsqueeze(self, axis: int) -> "Tensor":
+    def unsqueeze(self, axis: int) -> Tensor:
         return M.unsqueeze(self, axis)
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> "Tensor":
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
         return M.flatten(self, start_axis, end_axis)
 
-    def pad(self, pad_width: Any, value: float = 0.0) -> "Tensor":
+    def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         return M.pad(self, pad_width, value)
 
-    def tril(self, k: int = 0) -> "Tensor":
+    def tril(self, k: int = 0) -> Tensor:
         return M.Tril.apply(self, k=k, upper=False)
 
-    def triu(self, k: int = 0) -> "Tensor":
+    def triu(self, k: int = 0) -> Tensor:
         return M.Tril.apply(self, k=k, upper=True)
 
-    def masked_fill(self, mask: Any, value: float) -> "Tensor":
+    def masked_fill(self, mask: Any, value: float) -> Tensor:
         return M.masked_fill(self, mask, value)
 
-    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list["Tensor"]:
+    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
         return M.split(self, split_size_or_sections, axis)
 
-    def chunk(self, chunks: int, axis: int = 0) -> list["Tensor"]:
+    def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
         return M.chunk(self, chunks, axis)
 
     # ------------------------------------------------------------------ indexing
-    def __getitem__(self, index: Any) -> "Tensor":
+    def __getitem__(self, index: Any) -> Tensor:
         return I.getitem(self, index)
 
-    def gather(self, axis: int, index: Any) -> "Tensor":
+    def gather(self, axis: int, index: Any) -> Tensor:
         return I.take_along_axis(self, index, axis)
 
-    def take_along_axis(self, index: Any, axis: int) -> "Tensor":
+    def take_along_axis(self, index: Any, axis: int) -> Tensor:
         return I.take_along_axis(self, index, axis)
 
     # ---------------------------------------------------------------- devices
-    def to(self, device: str) -> "Tensor":
+    def to(self, device: str) -> Tensor:
         if device == self.device:
             return self
         return M.ToDevice.apply(self, device=device)
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         return self.to("cpu")
 
 

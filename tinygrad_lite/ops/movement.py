@@ -4,7 +4,8 @@ applies the inverse movement to the gradient (reshape back, permute back, sum a 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .. import dtypes
 from ..backend import get_backend
@@ -218,7 +219,9 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
     else:
         widths = tuple((int(p[0]), int(p[1])) if isinstance(p, (tuple, list)) else (int(p), int(p)) for p in pad_width)
     if len(widths) != x.ndim or any(b < 0 or a < 0 for b, a in widths):
-        raise ValueError(f"pad: pad_width {pad_width} needs one non-negative (before, after) pair per axis of shape {x.shape}")
+        raise ValueError(
+            f"pad: pad_width {pad_width} needs one non-negative (before, after) pair per axis of shape {x.shape}"
+        )
     if x.ndim == 0:  # nothing to pad (and np.pad rejects the empty pad_width of a 0-d array)
         return x
     return Pad.apply(x, widths=widths, value=value)
