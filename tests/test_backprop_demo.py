@@ -38,10 +38,8 @@ def test_cost_part(demo) -> None:
     measured = [r for r in cost.rows if r.fd_measured]
     assert len(measured) >= 2 and len(measured) < len(cost.rows)  # the budget stops finite differences
     assert cost.fd_stopped_at == cost.rows[len(measured)].params
-    # finite differences grow with P: 10x the parameters is several times the work
-    times = [r.t_fd for r in measured]
-    assert all(b > a for a, b in zip(times, times[1:]))
-    assert cost.fd_slope > 0.5
+    # (How the cost grows with P is a timing, which the demo reports but a test must not assert.)
+    assert all(r.t_fd > 0 for r in measured) and math.isfinite(cost.fd_slope)
     # ... and they agree with backprop (float64, central differences)
     assert all(r.fd_vs_backprop_error < 1e-6 for r in measured)
     assert all(r.t_fd_extrapolated > 0 for r in cost.rows if not r.fd_measured)
