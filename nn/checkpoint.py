@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_lite import Generator
+from tinygrad_lite.backend import as_numpy as tg_as_numpy
 
 from .files import atomic_write_bytes
 from .module import Module
@@ -66,8 +67,8 @@ def save_checkpoint(path: str | Path, model: Module, optimizer: Optimizer | None
         scalars: dict[str, dict[str, Any]] = {}
         for i, buffers in sd["state"].items():
             for k, v in buffers.items():
-                if isinstance(v, np.ndarray):
-                    arrays[f"optim/{i}/{k}"] = v
+                if hasattr(v, "shape"):  # a NumPy or CuPy buffer: saved as NumPy, loadable on any device
+                    arrays[f"optim/{i}/{k}"] = tg_as_numpy(v)
                 else:
                     scalars.setdefault(str(i), {})[k] = v
         opt_meta = {"type": type(optimizer).__name__, "param_groups": sd["param_groups"], "scalars": scalars}

@@ -132,7 +132,10 @@ class Module:
 
     def to(self, dtype: Any = None, device: str | None = None) -> Module:
         """Convert every parameter in place (the same Parameter objects, so optimizers built
-        before still point at them). Floating dtypes only: `model.to(tg.float64)`."""
+        before still point at them). Floating dtypes only: `model.to(tg.float64)`. A device name
+        alone moves the parameters: `model.to("cuda")`, `model.to("cpu")`."""
+        if isinstance(dtype, str) and dtype in tg.available_devices():
+            dtype, device = None, dtype
         if dtype is not None and not tg.dtypes.is_floating(tg.dtypes.to_dtype(dtype)):
             raise TypeError(f"Module.to: parameters must stay floating point, got dtype {dtype}")
         for p in self.parameters():
@@ -145,6 +148,12 @@ class Module:
             p.data = data
             p.grad = None
         return self
+
+    def cuda(self) -> Module:
+        return self.to(device="cuda")
+
+    def cpu(self) -> Module:
+        return self.to(device="cpu")
 
     def double(self) -> Module:
         return self.to(tg.float64)

@@ -71,7 +71,7 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         groups = [{k: v for k, v in g.items() if k != "params"} | {"params": [index[id(p)] for p in g["params"]]}
                   for g in self.param_groups]
-        state = {index[pid]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+        state = {index[pid]: {k: (v.copy() if hasattr(v, "shape") else v) for k, v in s.items()}  # NumPy or CuPy
                  for pid, s in self.state.items() if pid in index}
         return {"param_groups": groups, "state": state}
 
@@ -93,7 +93,7 @@ class Optimizer:
             if not 0 <= i < len(params):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: state for parameter {i} of {len(params)}")
             for k, v in buffers.items():
-                if isinstance(v, np.ndarray) and v.shape != params[i].shape:
+                if hasattr(v, "shape") and v.shape != params[i].shape:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: buffer {k!r} of parameter {i} has shape "
                                      f"{v.shape}, the parameter {params[i].shape}")
 
@@ -104,8 +104,9 @@ class Optimizer:
         params = [p for g in self.param_groups for p in g["params"]]
         for saved, group in zip(groups, self.param_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = {id(params[int(i)]): {k: (np.array(v, dtype=params[int(i)].dtype) if isinstance(v, np.ndarray)
-                                               else v) for k, v in s.items()}
+        # Buffers go to their parameter's device (a checkpoint holds NumPy arrays, the model may be on a GPU).
+        self.state = {id(params[int(i)]): {k: (params[int(i)].xp.array(v, dtype=params[int(i)].dtype)
+                                               if hasattr(v, "shape") else v) for k, v in s.items()}
                       for i, s in sd["state"].items()}
 
 
@@ -127,7 +128,7 @@ class SGD(Optimizer):
         mu = group["momentum"]
         if mu:
             if "momentum_buffer" not in state:
-                state["momentum_buffer"] = np.array(grad, dtype=p.dtype)
+                state["momentum_buffer"] = p.xp.array(grad, dtype=p.dtype)
             else:
                 buf = state["momentum_buffer"]
                 buf *= mu
@@ -160,8 +161,8 @@ class Adam(Optimizer):
             grad = grad + wd * p.data
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros(p.shape, dtype=p.dtype)
-            state["exp_avg_sq"] = np.zeros(p.shape, dtype=p.dtype)
+            state["exp_avg"] = p.xp.zeros(p.shape, dtype=p.dtype)
+            state["exp_avg_sq"] = p.xp.zeros(p.shape, dtype=p.dtype)
         state["step"] += 1
         m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
         m *= b1
@@ -169,7 +170,7 @@ class Adam(Optimizer):
         v *= b2
         v += (1.0 - b2) * (grad * grad)
         step_size = lr / (1.0 - b1**t)
-        denom = np.sqrt(v / (1.0 - b2**t))
+        denom = p.xp.sqrt(v / (1.0 - b2**t))
         denom += eps
         p.add_(m / denom, alpha=-step_size)
 

@@ -22,3 +22,15 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=300, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_report_header(config: object) -> str:
+    """Say which device mode this run tests: a GPU, the Numba CUDA simulator, or the CPU only."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return "tinygrad_lite devices: CUDA simulator (NUMBA_ENABLE_CUDASIM=1; CUDA kernels run on the CPU)"
+    from tinygrad_lite import backend
+
+    reason = backend.cuda_unavailable_reason()
+    if reason is None:
+        return "tinygrad_lite devices: GPU (cpu + cuda; `gpu` tests run)"
+    return f"tinygrad_lite devices: CPU only (`gpu` tests skipped: {reason})"

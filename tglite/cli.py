@@ -28,6 +28,9 @@ COMMANDS = [
     "tglite.commands.exercises",
     "tglite.commands.train",
     "tglite.commands.sample",
+    "tglite.commands.lora",
+    "tglite.commands.word2vec",
+    "tglite.commands.search",
 ]
 
 

@@ -20,6 +20,8 @@ STEP_MODULES = [
     "tglite.demos.engine",
     "tglite.demos.backprop",
     "tglite.demos.gpt",
+    "tglite.demos.lora",
+    "tglite.demos.embeddings",
 ]
 
 TourStep = Callable[[Path, bool], str]

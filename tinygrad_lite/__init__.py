@@ -9,7 +9,7 @@
 from .tensor import Tensor  # noqa: I001
 from . import dtypes, functional
 from .autograd import backward, grad
-from .backend import available_devices, get_backend, register_backend
+from .backend import available_devices, cuda_available, cuda_unavailable_reason, get_backend, register_backend
 from .creation import (
     arange, eye, full, full_like, ones, ones_like, rand, rand_like, randint, randn, randn_like,
     zeros, zeros_like,
@@ -48,7 +48,7 @@ __all__ = [
     "numerical_grad", "draw_graph", "where", "maximum", "minimum", "matmul", "concatenate", "cat",
     "stack", "split", "take_along_axis", "embedding", "one_hot", "functional", "dtypes",
     "float16", "float32", "float64", "int32", "int64", "bool_",
-    "get_backend", "register_backend", "available_devices",
+    "get_backend", "register_backend", "available_devices", "cuda_available", "cuda_unavailable_reason",
     "jvp", "jacobian",
 ]
 

@@ -34,14 +34,22 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         ctx = cls.__new__(cls)
-        out_data = ctx.forward(*inputs, **params)
+        try:
+            out_data = ctx.forward(*inputs, **params)
+        except Exception:  # free when nothing is raised; NumPy meeting CuPy fails here: name the devices
+            _check_same_device(cls, inputs)
+            raise
+        # One pass over the inputs does both checks: the device (an identity test, since device names
+        # are nearly always the same string object) and whether any input requires grad.
         requires_grad = False
-        if STATE.grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    requires_grad = True
-                    break
-        out = _make_tensor(out_data, requires_grad, inputs[0].device)
+        dev = inputs[0].device
+        for t in inputs:
+            if t.device is not dev:
+                _check_same_device(cls, inputs)
+            if t.requires_grad:
+                requires_grad = True
+        requires_grad = requires_grad and STATE.grad_enabled
+        out = _make_tensor(out_data, requires_grad, dev)
         if cls.may_return_view and out.xp.may_share_memory(out_data, inputs[0].data):
             out._vc = inputs[0]._shared_counter()  # a view: in-place updates through it are updates of the base
         if requires_grad:
@@ -101,6 +109,17 @@ class Function:
         """Free what backward needed (called after backward unless retain_graph=True)."""
         self.saved = ()
         self.parents = None  # type: ignore[assignment]
+
+
+def _check_same_device(cls: type, inputs: tuple[Tensor, ...]) -> None:
+    # Only reached when two inputs' device strings are different objects; they may still be
+    # equal strings (e.g. a device name built at run time), so compare by value here.
+    devices = [getattr(t, "device", None) for t in inputs]
+    if any(d != devices[0] for d in devices):
+        raise RuntimeError(
+            f"{cls.__name__}: inputs are on different devices ({', '.join(repr(d) for d in devices)}); "
+            f"move them to one device first, e.g. `b = b.to({devices[0]!r})`"
+        )
 
 
 # ---------------------------------------------------------------------- anomaly mode

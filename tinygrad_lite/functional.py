@@ -169,4 +169,6 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, keep: Any = None) -> Tenso
             or q.shape[-2] > k.shape[-2]:
         raise ValueError(f"causal_attention: q {q.shape}, k {k.shape}, v {v.shape} need q (..., Tq, d) and "
                          f"k, v (..., Tk, d) with Tq <= Tk")
+    if keep is not None:
+        keep = keep.data if isinstance(keep, Tensor) else q.xp.asarray(keep)  # a NumPy mask onto q's device
     return CausalAttention.apply(q, k, v, scale=1.0 / math.sqrt(q.shape[-1]), keep=keep)

@@ -37,7 +37,8 @@ class Tensor:
             arr = xp.array(data, dtype=dtypes.to_dtype(dtype))
         else:
             arr = xp.array(data)
-            if not isinstance(data, (np.ndarray, np.generic)) and arr.dtype == np.float64:
+            if (not isinstance(data, (np.ndarray, np.generic)) and not hasattr(data, "__cuda_array_interface__")
+                    and arr.dtype == np.float64):  # an array (NumPy or CuPy) keeps its dtype
                 arr = arr.astype(dtypes.DEFAULT_FLOAT)  # Python floats -> float32, as in PyTorch
         _init(self, arr, False, device)
         if requires_grad:
@@ -556,6 +557,10 @@ class Tensor:
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        """A copy on the GPU (CuPy); a clear error when no usable GPU is present."""
+        return self.to("cuda")
 
 
 class RemovableHandle:

@@ -173,14 +173,17 @@ def run(args: argparse.Namespace) -> int:
 
     facts = versions()
     checks = [check_numpy(), check_numba_cpu(), check_cupy(), check_cuda_simulator(args.timeout)]
+    why_not = tg.cuda_unavailable_reason()  # the engine's own answer: what device="cuda" would do
+    gpu_mode = "GPU: device 'cuda' is usable" if why_not is None else f"CPU only: device 'cuda' unavailable ({why_not})"
     if args.json:
-        print(json.dumps({"versions": facts, "devices": tg.available_devices(),
+        print(json.dumps({"versions": facts, "devices": tg.available_devices(), "gpu_mode": gpu_mode,
                           "backends": [asdict(c) for c in checks]}, indent=2))
     else:
         print("Versions")
         for key, value in facts.items():
             print(f"  {key:<14} {value if value is not None else 'not installed'}")
         print(f"\nDevices registered in the engine: {', '.join(tg.available_devices())}")
+        print(f"GPU mode: {gpu_mode}")
         print("\nBackends")
         for c in checks:
             print(f"  {c.name:<22} {c.status:<14} {c.detail}")

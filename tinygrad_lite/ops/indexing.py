@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import dtypes
+from ..backend import get_backend
 from ..function import Function
 from ..tensor import Tensor
 from .reduce import normalize_axis
@@ -63,7 +64,8 @@ class IndexAdd(Function):
         if _is_basic(index):
             out[index] = g.data
         else:
-            g.xp.add.at(out, index, g.data)
+            index_add = get_backend(g.device).index_add  # np.add.at, or a compiled kernel for it
+            (index_add or g.xp.add.at)(out, index, g.data)
         return out
 
     def backward(self, g: Tensor) -> Tensor:

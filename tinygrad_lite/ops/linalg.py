@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..function import Function
 from ..tensor import Tensor
 from .broadcast import unbroadcast
@@ -35,7 +37,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             f"{a2.shape[-1]} (last axis of the first) != {b2.shape[-2]} (second-to-last of the second)"
         )
     try:
-        a.xp.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])  # shapes only (CuPy has no broadcast_shapes)
     except ValueError as e:
         raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast") from e
     out = MatMul.apply(a2, b2)

@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import dtypes
 from ..backend import get_backend
 from ..function import Function
@@ -255,7 +257,7 @@ def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
     if mask.dtype != dtypes.bool_:
         raise TypeError(f"masked_fill: the mask must be bool, got {mask.dtype}")
     try:
-        out_shape = x.xp.broadcast_shapes(x.shape, mask.shape)
+        out_shape = np.broadcast_shapes(x.shape, mask.shape)  # shapes only (CuPy has no broadcast_shapes)
     except ValueError as e:
         raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {x.shape}") from e
     if out_shape != x.shape:

