@@ -273,8 +273,11 @@ class Tensor:
     def _operands(self, other: Any, true_div: bool = False) -> tuple[Tensor, Tensor]:
         """(self, other) as two Tensors of one dtype, following `_promote`'s rule."""
         # Fast paths for the common cases (this runs for every arithmetic op, backward included):
-        if type(other) is Tensor and other.data.dtype is self.data.dtype and not true_div:
-            return self, other  # two tensors of one dtype
+        if type(other) is Tensor and not true_div:
+            if other.data.dtype is self.data.dtype:
+                return self, other  # two tensors of one dtype
+            if other.data.dtype.kind == "b" and self.data.dtype.kind == "f":
+                return self, other  # a float times a bool mask stays float: no cast needed
         if (type(other) is float or type(other) is int) and self.data.dtype.kind == "f":
             # `x * 0.5` on a float tensor: the scalar simply takes x's dtype.
             xp = _XP.get(self.device) or self.xp

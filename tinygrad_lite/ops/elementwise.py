@@ -300,12 +300,15 @@ class LogSigmoid(Function):
 
 
 class Relu(Function):
+    # The mask comes from the output (out > 0 exactly where x > 0), so the input need not be kept
+    # alive for backward: in an MLP, the pre-activation arrays are freed right after forward.
+    saves_output = True
+
     def forward(self, x: Tensor) -> Any:
-        self.save_for_backward(x)
         return x.xp.maximum(x.data, 0)
 
     def backward(self, g: Tensor) -> Tensor:
-        return g * _const(g, self.saved_tensors[0].data > 0)
+        return g * _const(g, self.output.data > 0)
 
 
 class LeakyRelu(Function):
