@@ -51,6 +51,16 @@ def test_cost_part(demo) -> None:
     assert any("finite differences stopped after" in line for line in lines)
 
 
+def test_cost_part_includes_a_small_gpt(demo) -> None:
+    gpt = demo[0].cost.gpt
+    quick = BackpropDemoSettings.quick()
+    assert gpt is not None and gpt.params > 1_000 and gpt.sample == quick.gpt_fd_sample
+    assert gpt.fd_vs_backprop_error < 1e-5  # finite differences agree with backprop on the sampled entries
+    assert gpt.t_forward > 0 and gpt.t_backprop > 0 and gpt.t_fd_per_param > 0
+    assert math.isclose(gpt.t_fd_extrapolated, gpt.t_fd_per_param * gpt.params)
+    assert any("a small GPT from nn" in line for line in demo[2])
+
+
 def test_accuracy_part(demo) -> None:
     acc = demo[0].accuracy
     cases = {(c.dtype, c.scheme): c for c in acc.cases}

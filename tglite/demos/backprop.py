@@ -55,6 +55,15 @@ class BackpropDemoSettings:
     repeats: int = 5  # ... and keeps the fastest of this many loops (noise only adds time)
     extrapolate_to: tuple[int, ...] = (1_000_000, 10_000_000)
     training_time_s: float = SECONDS_PER_WEEK  # "a week of training"
+    # 1b. the same measurement on a small GPT from nn (float64, random tokens): forward, backprop, and
+    #     finite differences on a random sample of its parameters, scaled to all P
+    gpt_layers: int = 2
+    gpt_embd: int = 64
+    gpt_heads: int = 2
+    gpt_block: int = 32
+    gpt_vocab: int = 65
+    gpt_batch: int = 4
+    gpt_fd_sample: int = 24
     # 2. accuracy: a small MLP, gradient error against the step h
     accuracy_hidden: int = 4
     accuracy_h_range: tuple[float, float] = (1e-14, 1.0)
@@ -82,6 +91,7 @@ class BackpropDemoSettings:
             jacobian_shapes=((1, 256), (4, 64), (16, 16), (64, 4), (256, 1)),
             jacobian_hidden=16,
             path_depths=(1, 5, 20),
+            gpt_layers=1, gpt_embd=16, gpt_block=16, gpt_batch=2, gpt_fd_sample=8,
         )
 
     @classmethod
@@ -260,9 +270,89 @@ class CostResult:
     week_equivalent_s: float  # a week of backprop training, with finite differences, at the last P
     table: str
     plot: Path | None = None
+    gpt: GPTCost | None = None
 
     def fd_over_backprop(self, P: float) -> float:
         return self.fd_coef * P**self.fd_slope / self.backprop_constant
+
+
+@dataclass
+class GPTCost:
+    params: int
+    t_forward: float
+    t_backprop: float
+    sample: int  # how many parameters finite differences nudged
+    t_fd_per_param: float  # measured: two forward passes per nudged parameter
+    fd_vs_backprop_error: float  # relative difference on the sampled entries
+
+    @property
+    def t_fd_extrapolated(self) -> float:
+        return self.t_fd_per_param * self.params
+
+
+def gpt_cost(settings: BackpropDemoSettings, say: Printer = print) -> GPTCost:
+    """Backprop against finite differences on a small GPT (the `nn` layer). A full finite-difference
+    gradient is out of reach even here, so it is measured on a random sample of parameters (the cost
+    per parameter is the same for every parameter: two forward passes) and scaled to all P."""
+    import tinygrad_lite.functional as F
+    from nn import GPT, GPTConfig
+
+    s = settings
+    gen = Generator(s.seed)
+    config = GPTConfig(block_size=s.gpt_block, vocab_size=s.gpt_vocab, n_layer=s.gpt_layers,
+                       n_head=s.gpt_heads, n_embd=s.gpt_embd, dropout=0.0)
+    model = GPT(config, dtype="float64", generator=gen)
+    tokens = gen.integers(0, s.gpt_vocab, (s.gpt_batch, s.gpt_block + 1))
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    params = model.parameters()
+    P = sum(p.size for p in params)
+
+    def loss() -> Tensor:
+        logits, _ = model(x)
+        return F.cross_entropy(logits, y)
+
+    def forward() -> None:
+        with tg.no_grad():
+            loss().item()
+
+    def gradient() -> None:
+        model.zero_grad()
+        loss().backward()
+
+    t_fwd = t_bp = math.inf
+    for _ in range(max(1, s.repeats)):
+        t_fwd = min(t_fwd, time_call(forward, s.min_time_s, 1))
+        t_bp = min(t_bp, time_call(gradient, s.min_time_s, 1))
+    gradient()
+    # A seeded random sample of (parameter tensor, flat index) pairs, uniform over all P entries.
+    sizes = np.array([p.size for p in params])
+    picks = gen.permutation(P)[: s.gpt_fd_sample]
+    owners = np.searchsorted(np.cumsum(sizes), picks, side="right")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    g_fd, g_bp = [], []
+    t0 = time.perf_counter()
+    with tg.no_grad():
+        for i, k in zip(owners, picks - starts[owners]):
+            flat = params[i].data.reshape(-1)  # a view: writing into it moves the parameter
+            orig = flat[k]
+            flat[k] = orig + s.fd_step
+            plus = float(loss().item())
+            flat[k] = orig - s.fd_step
+            minus = float(loss().item())
+            flat[k] = orig
+            g_fd.append((plus - minus) / (2 * s.fd_step))
+            g_bp.append(float(params[i].grad.data.reshape(-1)[k]))
+    per_param = (time.perf_counter() - t0) / len(picks)
+    result = GPTCost(P, t_fwd, t_bp, len(picks), per_param, _rel_error([np.array(g_fd)], [np.array(g_bp)]))
+    say(f"   a small GPT from nn ({s.gpt_layers} layer(s), n_embd {s.gpt_embd}, block {s.gpt_block}, batch "
+        f"{s.gpt_batch}, float64): P = {P:,}")
+    say(f"      forward {_fmt_time(t_fwd)}, backprop {_fmt_time(t_bp)} = {t_bp / t_fwd:.2f} forward passes")
+    say(f"      finite differences measured on {len(picks)} randomly chosen parameters: "
+        f"{_fmt_time(per_param)} per parameter; |g_FD - g_BP| / |g_BP| on them = "
+        f"{result.fd_vs_backprop_error:.1e}")
+    say(f"      all {P:,} parameters (extrapolated): {_fmt_duration(result.t_fd_extrapolated)}, "
+        f"{_sig(result.t_fd_extrapolated / t_bp)}× backprop")
+    return result
 
 
 def cost_demo(settings: BackpropDemoSettings, out_dir: Path | None = None, say: Printer = print) -> CostResult:
@@ -348,6 +438,7 @@ def cost_demo(settings: BackpropDemoSettings, out_dir: Path | None = None, say: 
     say(f"   extrapolated to P = {last_P:,}: finite differences cost {_sig(last_ratio)}× backprop, so "
         f"a week of backprop training would take {_fmt_duration(result.week_equivalent_s)} "
         f"with finite differences (the textbook framing: \"a week instead of 200,000 years\")")
+    result.gpt = gpt_cost(s, say)
     if out_dir is not None:
         result.plot = _plot_cost(result, out_dir / "backprop_cost.png")
         say(f"   plot: {result.plot}")
@@ -752,5 +843,5 @@ def backprop_step(out_dir: Path, quick: bool) -> str:
     return summary(run_backprop_demo(settings, out_dir))
 
 
-__all__ = ["BackpropDemoSettings", "BackpropDemoResult", "run_backprop_demo", "cost_demo", "accuracy_demo",
+__all__ = ["BackpropDemoSettings", "BackpropDemoResult", "run_backprop_demo", "cost_demo", "gpt_cost", "accuracy_demo",
            "jacobian_demo", "worked_example_demo", "fd_gradient", "backprop_gradient", "make_mlp", "summary"]
