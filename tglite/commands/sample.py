@@ -3,12 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from . import positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,10 +15,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--ckpt", required=True, metavar="PATH", help="checkpoint file (ckpt.npz)")
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    parser.add_argument("--max-new-tokens", type=_positive_int, default=300, metavar="N")
-    parser.add_argument("--num-samples", type=_positive_int, default=1, metavar="N")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=300, metavar="N")
+    parser.add_argument("--num-samples", type=positive_int, default=1, metavar="N")
     parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top-k", type=_positive_int, default=None, metavar="K")
+    parser.add_argument("--top-k", type=positive_int, default=None, metavar="K")
     parser.add_argument("--top-p", type=float, default=None, metavar="P")
     parser.add_argument("--greedy", action="store_true", help="always take the most likely token")
     parser.add_argument("--seed", type=int, default=0)

@@ -4,12 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from . import positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,13 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file (default: %(default)s)")
     train.add_argument("--out", type=Path, default=Path("vectors.txt"), help="output file (default: %(default)s)")
     train.add_argument("--model", choices=["sg", "cbow"], default="sg")
-    train.add_argument("--dim", type=_positive_int, default=100)
-    train.add_argument("--window", type=_positive_int, default=5)
-    train.add_argument("--negative", type=_positive_int, default=5)
+    train.add_argument("--dim", type=positive_int, default=100)
+    train.add_argument("--window", type=positive_int, default=5)
+    train.add_argument("--negative", type=positive_int, default=5)
     train.add_argument("--sample", type=float, default=1e-3)
-    train.add_argument("--min-count", type=_positive_int, default=5)
-    train.add_argument("--epochs", type=_positive_int, default=5)
-    train.add_argument("--workers", type=_positive_int, default=2)
+    train.add_argument("--min-count", type=positive_int, default=5)
+    train.add_argument("--epochs", type=positive_int, default=5)
+    train.add_argument("--workers", type=positive_int, default=2)
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=run_train)
