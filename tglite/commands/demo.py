@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="run one lecture demo (backprop) and save its figures",
         description="Run one lecture demo on its full default settings (the tour runs smaller ones).",
     )
-    demos = parser.add_subparsers(title="demos", dest="demo", metavar="DEMO")
+    demos = parser.add_subparsers(title="demos", dest="demo", metavar="DEMO", required=True)
     bp = demos.add_parser(
         "backprop",
         help="backprop vs numerical differentiation: cost, accuracy, forward vs reverse mode, worked example",
@@ -33,16 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     bp.add_argument("--seed", type=int, default=None, help="seed for models and data (default: 0)")
     bp.add_argument("--no-progress", action="store_true", help="no progress bars")
     bp.set_defaults(handler=run_backprop)
-    parser.set_defaults(handler=lambda args: _no_demo(parser))
     return parser
 
-
-def _no_demo(parser: argparse.ArgumentParser) -> int:
-    import sys
-
-    parser.print_help(sys.stderr)
-    print("\ntglite demo: error: choose a DEMO (listed above)", file=sys.stderr)
-    return 2
 
 
 def run_backprop(args: argparse.Namespace) -> int:

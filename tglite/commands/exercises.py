@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="build a student notebook from an instructor notebook, or grade a notebook",
         description="Gradient-check exercises (see docs/exercises.md).",
     )
-    sub = parser.add_subparsers(title="actions", dest="action", metavar="ACTION")
+    sub = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
     build = sub.add_parser(
         "build", help="write the student version of an instructor notebook",
         description="Copy the instructor notebook SRC to DEST, replacing every block between "
@@ -39,16 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                        help="limit per cell (default: %(default)s)")
     check.add_argument("--verbose", action="store_true", help="print gradcheck's full report for failures")
     check.set_defaults(handler=run_check)
-    parser.set_defaults(handler=lambda args: _no_action(parser))
     return parser
 
-
-def _no_action(parser: argparse.ArgumentParser) -> int:
-    import sys
-
-    parser.print_help(sys.stderr)
-    print("\ntglite exercises: error: choose an ACTION (build or check)", file=sys.stderr)
-    return 2
 
 
 def _require_notebook_tools(what: str) -> str | None:
