@@ -145,6 +145,7 @@ class FinetuneConfig:
     targets: str = "c_attn"  # as Hu et al., adapt the attention projections (our c_attn = q, k, v)
     eval_iters: int = 40
     seed: int = 1337
+    finetune_seed: int | None = None  # the adapters' init and the fine-tuning batch order; None: seed
     methods: list[str] = field(default_factory=lambda: ["full", "lora", "rslora", "dora", "pissa", "qlora"])
     ranks: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
 
@@ -160,7 +161,9 @@ class FinetuneConfig:
             if key not in fields:
                 raise ValueError(f"unknown setting {key!r}; the settings are: {', '.join(sorted(fields))}")
             current = getattr(self, key)
-            if isinstance(current, list):
+            if key == "finetune_seed":
+                changes[key] = None if text.lower() == "none" else int(text)
+            elif isinstance(current, list):
                 kind = type(current[0]) if current else str
                 changes[key] = [kind(x) for x in text.split(",") if x]
             else:
@@ -262,11 +265,12 @@ def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str,
     method); returns the measurements and the training-loss curve."""
     model = _copy(pretrained)
     r = c.r if r is None else r
+    fs = c.seed if c.finetune_seed is None else c.finetune_seed
     if method == "full":
         opt = model.configure_optimizers(0.1, c.full_lr, (0.9, 0.99))
         lrs: float | list[float] = c.full_lr
     else:
-        apply_lora(model, c.targets, r=r, alpha=c.alpha, method=method, generator=Generator(c.seed + 2),
+        apply_lora(model, c.targets, r=r, alpha=c.alpha, method=method, generator=Generator(fs + 2),
                    verbose=False)
         if loraplus:
             groups = loraplus_param_groups(model, c.lora_lr, loraplus)
@@ -277,7 +281,7 @@ def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str,
         opt = nn.AdamW(groups, lr=c.lora_lr, betas=(0.9, 0.99), weight_decay=0.0)
     trainable, total = count_parameters(model)
     t0 = time.perf_counter()
-    curve = _run_steps(model, opt, corpus.ft_train, c.finetune_steps, c, Generator(c.seed + 3), lrs, progress,
+    curve = _run_steps(model, opt, corpus.ft_train, c.finetune_steps, c, Generator(fs + 3), lrs, progress,
                        f"{method} r={r}" if method != "full" else "full")
     seconds = time.perf_counter() - t0
     measured = measured_training_bytes(model, opt)

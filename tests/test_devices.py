@@ -105,8 +105,13 @@ def test_mixed_devices_that_break_forward_are_named(fake):
 
 
 @pytest.mark.parametrize("device", OTHER_DEVICES)
-def test_module_to_device_and_train_step(fake, device):
+def test_module_to_device_and_train_step(fake, device, monkeypatch):
     fake = device
+    # The CPU side takes the NumPy reference path, like every other device: this test is about the
+    # device plumbing, and Adam turns float32 rounding differences (the Numba kernels round
+    # differently; tests/test_kernels_cpu.py compares them) into ~1e-6 differences in parameters
+    # whose gradient is ~0.
+    monkeypatch.setattr(tg.backend, "USE_NUMBA", False)
     config = nn.GPTConfig(block_size=6, vocab_size=9, n_layer=1, n_head=2, n_embd=8)
     cpu_model = nn.GPT(config, generator=tg.Generator(0))
     dev_model = nn.GPT(config, generator=tg.Generator(0)).to(fake)

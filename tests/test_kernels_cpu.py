@@ -77,3 +77,123 @@ def test_missing_numba_names_the_extra(monkeypatch):
         kernels.load("cuda")
     with pytest.raises(ValueError, match="unknown target"):
         kernels.load("tpu")
+
+
+# ------------------------------------------------------------------ GELU and layer norm kernels
+# The fused ops take the compiled path through `backend.cpu_kernels()`; these tests compare each
+# kernel with an exact float64 reference, and run the ops on both paths with a spy that proves
+# which one ran.
+
+def spy_on_kernel(monkeypatch, use_numba, name):
+    """Select the path; on the Numba path wrap kernel `name` so the test can see it was called."""
+    monkeypatch.setattr(backend, "USE_NUMBA", use_numba)
+    calls = []
+    if use_numba:
+        module = backend.cpu_kernels()
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: (calls.append(name), real(*a, **k))[1])
+    return calls
+
+
+def exact_phi(x):
+    from scipy.special import erf
+    return 0.5 * (1.0 + erf(np.asarray(x, np.float64) / np.sqrt(2.0)))
+
+
+@numba_missing
+def test_gelu_kernel_matches_exact_cdf_everywhere():
+    # A dense grid over the whole float32 range that matters, plus the clamp edges and extremes.
+    x = np.concatenate([np.linspace(-12, 12, 400_001), [0.0, -0.0, 1e-30, -1e-30, 5.42, -5.42, 3e38, -3e38]])
+    x = x.astype(np.float32)
+    y, cdf = kernels.load("cpu").gelu_forward(x)
+    phi = exact_phi(x)
+    assert y.dtype == cdf.dtype == np.float32
+    assert np.abs(cdf - phi).max() < 2e-7  # float32 rounding level (eps/2 = 6e-8 near 1)
+    exact = x.astype(np.float64) * phi
+    assert np.all(np.abs(y - exact) <= 2e-7 * np.abs(x) + 1e-7 * np.abs(exact))  # Φ's error times |x|, plus rounding
+    assert np.all(np.isfinite(y))
+
+
+@numba_missing
+def test_gelu_kernel_keeps_shape_and_rejects_float64():
+    x = np.linspace(-3, 3, 24, dtype=np.float32).reshape(2, 3, 4)[:, ::-1]  # non-contiguous
+    y, cdf = kernels.load("cpu").gelu_forward(x)
+    assert y.shape == cdf.shape == x.shape
+    np.testing.assert_allclose(cdf, exact_phi(x), atol=2e-7)
+    with pytest.raises(ValueError, match="float32"):
+        kernels.load("cpu").gelu_forward(x.astype(np.float64))
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=numba_missing)])
+def test_fused_gelu_float32_forward_and_backward_on_both_paths(use_numba, monkeypatch):
+    calls = spy_on_kernel(monkeypatch, use_numba, "gelu_forward")
+    rng = np.random.default_rng(1)
+    x64 = rng.standard_normal((6, 33)) * 3
+    g64 = rng.standard_normal((6, 33))
+    x = tg.Tensor(x64, dtype=tg.float32, requires_grad=True)
+    y = F.fused_gelu(x)
+    y.backward(tg.Tensor(g64, dtype=tg.float32))
+    xr = x64.astype(np.float32).astype(np.float64)
+    phi = exact_phi(xr)
+    pdf = np.exp(-0.5 * xr * xr) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(y.numpy(), xr * phi, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), g64 * (phi + xr * pdf), rtol=1e-5, atol=1e-6)
+    assert calls == (["gelu_forward"] if use_numba else [])
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=numba_missing)])
+def test_fused_gelu_float64_uses_the_exact_path_and_gradchecks(use_numba, monkeypatch):
+    calls = spy_on_kernel(monkeypatch, use_numba, "gelu_forward")
+    x = tg.Tensor(np.random.default_rng(2).standard_normal((3, 5)) * 2, dtype=tg.float64, requires_grad=True)
+    tg.gradcheck(F.fused_gelu, [x])
+    assert calls == []  # the float32 kernel never serves float64
+
+
+def layer_norm_reference(x, w, b, eps, g):
+    """float64 NumPy layer norm and its gradients, written out independently of the engine."""
+    x, w, b, g = (np.asarray(a, np.float64) for a in (x, w, b, g))
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    xhat = (x - mean) / np.sqrt(var + eps)
+    n = x.shape[-1]
+    gxhat = g * w
+    gx = (n * gxhat - gxhat.sum(-1, keepdims=True) - xhat * (gxhat * xhat).sum(-1, keepdims=True)) / (
+        n * np.sqrt(var + eps))
+    lead = tuple(range(x.ndim - 1))
+    return xhat * w + b, gx, (g * xhat).sum(lead), g.sum(lead)
+
+
+@numba_missing
+@given(shape=st.sampled_from([(1, 1), (3, 1), (2, 5), (4, 3, 8), (2, 2, 2, 16)]), seed=st.integers(0, 99),
+       dtype=st.sampled_from([np.float32, np.float64]), want_gx=st.booleans())
+def test_layer_norm_kernels_match_reference(shape, seed, dtype, want_gx):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    w, b = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    k = kernels.load("cpu")
+    y, xhat, rstd = k.layer_norm_forward(x, w, b, 1e-5)
+    gx, gw, gb = k.layer_norm_backward(g, xhat, rstd, w, want_gx=want_gx)
+    ry, rgx, rgw, rgb = layer_norm_reference(x, w, b, 1e-5, g)
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    assert y.dtype == gw.dtype == gb.dtype == dtype and rstd.shape == shape[:-1] + (1,)
+    np.testing.assert_allclose(y, ry, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, rgw, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gb, rgb, rtol=tol, atol=tol)
+    if want_gx:
+        np.testing.assert_allclose(gx, rgx, rtol=tol, atol=tol)
+    else:
+        assert gx is None
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=numba_missing)])
+def test_layer_norm_op_gradchecks_on_both_paths(use_numba, monkeypatch):
+    calls = spy_on_kernel(monkeypatch, use_numba, "layer_norm_backward")
+    rng = np.random.default_rng(3)
+    x = tg.Tensor(rng.standard_normal((2, 3, 6)), dtype=tg.float64, requires_grad=True)
+    w = tg.Tensor(rng.standard_normal(6), dtype=tg.float64, requires_grad=True)
+    b = tg.Tensor(rng.standard_normal(6), dtype=tg.float64, requires_grad=True)
+    tg.gradcheck(lambda x, w, b: F.layer_norm(x, w, b), [x, w, b])
+    w_only = tg.Tensor(rng.standard_normal(6), dtype=tg.float64, requires_grad=True)
+    tg.gradcheck(lambda w: F.layer_norm(x.detach(), w, b.detach()), [w_only])  # no dx wanted
+    assert bool(calls) == use_numba

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .allocator import keep_freed_memory
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -44,7 +46,24 @@ def _numpy_erf() -> Callable[[Any], Any]:
 
 # Set TGLITE_NUMBA=0 to keep the NumPy reference even where Numba is installed (e.g. to compare).
 USE_NUMBA = os.environ.get("TGLITE_NUMBA", "1").strip().lower() not in ("0", "false", "no")
+_cpu_kernels: Any = None  # the Numba kernels module, loaded on first use; False: unavailable
 _rows_kernel: Any = None  # the Numba scatter-add, loaded on first use; False: unavailable
+
+
+def cpu_kernels() -> ModuleType | None:
+    """The Numba CPU kernels (`tinygrad_lite.kernels.cpu`), or None without Numba or with TGLITE_NUMBA=0.
+
+    Fused ops call this to take their compiled fast path; each keeps a NumPy reference path for
+    when it returns None (and for CuPy arrays), and tests run both.
+    """
+    global _cpu_kernels
+    if not USE_NUMBA:
+        return None
+    if _cpu_kernels is None:
+        from . import kernels
+
+        _cpu_kernels = kernels.load("cpu") if kernels.numba_available() else False
+    return _cpu_kernels or None
 
 
 def _numpy_index_add(out: np.ndarray, index: tuple[Any, ...], values: np.ndarray) -> None:
@@ -56,9 +75,8 @@ def _numpy_index_add(out: np.ndarray, index: tuple[Any, ...], values: np.ndarray
             and out.size and out.dtype in (np.float32, np.float64) and values.dtype == out.dtype
             and out.flags.c_contiguous):
         if _rows_kernel is None:
-            from . import kernels
-
-            _rows_kernel = kernels.load("cpu").index_add_rows if kernels.numba_available() else False
+            compiled = cpu_kernels()
+            _rows_kernel = compiled.index_add_rows if compiled is not None else False
         if _rows_kernel:
             idx = index[0].reshape(-1)
             rows = out.reshape(out.shape[0], -1)  # a view: `out` is contiguous
@@ -97,9 +115,12 @@ def available_devices() -> list[str]:
     return sorted(_REGISTRY)
 
 
-register_backend(
-    "cpu", lambda: Backend("cpu", np, _numpy_erf(), lambda a: np.asarray(a), _numpy_index_add)
-)
+def _numpy_backend() -> Backend:
+    keep_freed_memory()  # reuse freed blocks instead of fresh pages each step (allocator.py)
+    return Backend("cpu", np, _numpy_erf(), lambda a: np.asarray(a), _numpy_index_add)
+
+
+register_backend("cpu", _numpy_backend)
 
 
 # ---------------------------------------------------------------------- CUDA (CuPy)

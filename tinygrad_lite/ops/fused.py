@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backend import get_backend
+from ..backend import cpu_kernels, get_backend
 from ..function import Function
 from ..tensor import Tensor
 
@@ -76,16 +76,23 @@ class LayerNorm(Function):
     through the mean and the variance collapses to one line per input:
         dx = r · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂))
         dw = Σ_rows g · x̂          db = Σ_rows g
+
+    The NumPy code below is the reference; on the CPU with Numba installed the same math runs as
+    one compiled pass per row (`kernels/cpu.py`, `layer_norm_forward` / `layer_norm_backward`).
     """
 
     double_backward = False
 
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Any:
+        self.save_for_backward(weight)  # its version is checked: an in-place update would corrupt dx
+        self.compiled = cpu_kernels() if x.device == "cpu" else None
+        if self.compiled is not None:
+            y, self.xhat, self.rstd = self.compiled.layer_norm_forward(x.data, weight.data, bias.data, eps)
+            return y
         xp = x.xp
         mean = x.data.mean(axis=-1, keepdims=True)
         centered = x.data - mean
         rstd = 1.0 / xp.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)
-        self.save_for_backward(weight)  # its version is checked: an in-place update would corrupt dx
         self.xhat, self.rstd = centered * rstd, rstd
         return self.xhat * weight.data + bias.data
 
@@ -94,6 +101,11 @@ class LayerNorm(Function):
         gy, xhat = g.data, self.xhat
         lead = tuple(range(gy.ndim - 1))  # every axis but the features: the rows of the batch
         gx = gw = gb = None
+        if self.compiled is not None:
+            gx, gw, gb = self.compiled.layer_norm_backward(gy, xhat, self.rstd, self.saved_tensors[0].data,
+                                                           want_gx=x.requires_grad)
+            return tuple(None if a is None or not t.requires_grad else Tensor._make(a, False, g.device)
+                         for a, t in ((gx, x), (gw, weight), (gb, bias)))
         if x.requires_grad:
             gxhat = gy * self.saved_tensors[0].data
             inner = gxhat.mean(axis=-1, keepdims=True) + xhat * (gxhat * xhat).mean(axis=-1, keepdims=True)
@@ -143,15 +155,25 @@ class FusedGelu(Function):
     double_backward = False
 
     def forward(self, x: Tensor) -> Any:
-        erf = get_backend(x.device).erf
         self.x = x.data
+        compiled = cpu_kernels() if x.device == "cpu" and x.dtype == "float32" else None
+        if compiled is not None:  # one compiled pass with a float32 erf (kernels/cpu.py); same math
+            y, self.cdf = compiled.gelu_forward(x.data)
+            return y
+        erf = get_backend(x.device).erf
         self.cdf = (0.5 * (1.0 + erf(x.data * (1.0 / math.sqrt(2.0))))).astype(x.dtype, copy=False)
         return x.data * self.cdf
 
     def backward(self, g: Tensor) -> Tensor:
         x = self.x
-        pdf = g.xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
-        return Tensor._make((g.data * (self.cdf + x * pdf)).astype(x.dtype, copy=False), False, g.device)
+        grad = x * x  # one new array, then in place: g·(Φ(x) + x·φ(x)), φ(x) = exp(-x²/2)/√(2π)
+        grad *= -0.5
+        g.xp.exp(grad, out=grad)
+        grad *= x
+        grad *= 1.0 / math.sqrt(2.0 * math.pi)
+        grad += self.cdf
+        grad *= g.data
+        return Tensor._make(grad, False, g.device)
 
 
 class CausalAttention(Function):
