@@ -417,3 +417,19 @@ def test_unary_argument_errors() -> None:
         x.gelu("fast")
     with pytest.raises(TypeError, match=r"~ \(logical not\) needs a bool tensor, got float32"):
         _ = ~x
+
+
+@pytest.mark.parametrize("name, f, third", [
+    ("sin", lambda x: x.sin(), lambda x: -np.cos(x)),
+    ("cos", lambda x: x.cos(), lambda x: np.sin(x)),
+    ("tanh", lambda x: x.tanh(), lambda x: -2 * (1 - np.tanh(x) ** 2) * (1 - 3 * np.tanh(x) ** 2)),
+])
+def test_single_op_backward_rules_differentiate_to_third_order(name, f, third):
+    # sin, cos and tanh backpropagate through one fused op (SinGrad, CosGrad, TanhGrad); those are
+    # differentiable in turn, so derivatives of any order come out of nested grad() calls.
+    x0 = np.linspace(-2, 2, 7)
+    x = Tensor(x0, dtype=tg.float64, requires_grad=True)
+    (d1,) = tg.grad(f(x).sum(), x, create_graph=True)
+    (d2,) = tg.grad(d1.sum(), x, create_graph=True)
+    (d3,) = tg.grad(d2.sum(), x)
+    np.testing.assert_allclose(d3.numpy(), third(x0), rtol=1e-12, atol=1e-12, err_msg=name)

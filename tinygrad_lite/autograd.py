@@ -138,8 +138,9 @@ def run_backward(
                     pg = pg.astype(p.dtype)
                 if anomaly:
                     _check_backward(ctx, pg)
-                earlier = pending.get(id(p))  # a tensor used twice gets the sum of both gradients
-                pending[id(p)] = pg if earlier is None else earlier + pg
+                key = id(p)
+                earlier = pending.get(key)  # a tensor used twice gets the sum of both gradients
+                pending[key] = pg if earlier is None else earlier + pg
             if not retain_graph:
                 ctx.release()
     return captured
