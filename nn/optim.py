@@ -15,6 +15,7 @@ import numpy as np
 
 import tinygrad_lite as tg
 from tinygrad_lite import Tensor
+from tinygrad_lite.backend import cpu_kernels
 
 ParamsLike = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -155,14 +156,22 @@ class Adam(Optimizer):
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if wd and self.decoupled:
-            p.mul_(1.0 - lr * wd)  # AdamW: shrink the weight itself, independent of the gradient's scale
-        elif wd:
-            grad = grad + wd * p.data
         if not state:
             state["step"] = 0
             state["exp_avg"] = p.xp.zeros(p.shape, dtype=p.dtype)
             state["exp_avg_sq"] = p.xp.zeros(p.shape, dtype=p.dtype)
+        compiled = cpu_kernels() if p.device == "cpu" and grad.dtype == p.dtype and grad.flags.c_contiguous \
+            and p.data.flags.c_contiguous else None
+        if compiled is not None:  # the same update as below, in one compiled pass (kernels/cpu.py)
+            state["step"] += 1
+            p._inplace("Adam.step", lambda d: compiled.adam_update(
+                d, grad, state["exp_avg"], state["exp_avg_sq"], lr=lr, b1=b1, b2=b2, eps=eps, step=state["step"],
+                weight_decay=wd, decoupled=self.decoupled))
+            return
+        if wd and self.decoupled:
+            p.mul_(1.0 - lr * wd)  # AdamW: shrink the weight itself, independent of the gradient's scale
+        elif wd:
+            grad = grad + wd * p.data
         state["step"] += 1
         m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
         m *= b1
@@ -228,7 +237,11 @@ def clip_grad_norm_(params: Iterable[Tensor], max_norm: float) -> float:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
-    total = math.sqrt(sum(float((g.data.astype(np.float64) ** 2).sum()) for g in grads))
+    compiled = cpu_kernels() if all(g.device == "cpu" for g in grads) else None
+    if compiled is not None:  # one pass per gradient, no float64 temporaries
+        total = math.sqrt(sum(compiled.sum_of_squares(g.data) for g in grads))
+    else:
+        total = math.sqrt(sum(float((g.data.astype(np.float64) ** 2).sum()) for g in grads))
     if not math.isfinite(total):
         raise FloatingPointError(f"clip_grad_norm_: the gradient norm is {total}; a NaN or Inf gradient")
     if total > max_norm:

@@ -6,6 +6,7 @@ import pytest
 
 import nn
 import tinygrad_lite as tg
+from tinygrad_lite import kernels as tg_kernels
 
 
 def quadratic_run(make_opt, steps: int = 5) -> list[np.ndarray]:
@@ -179,3 +180,55 @@ def test_gradient_accumulation_equals_big_batch():
     assert mean_loss == pytest.approx(loss_fn(X).item())
     for g, p in zip(big, lin.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-12)
+
+
+# ------------------------------------------------ the compiled (Numba) path against the NumPy one
+numba_missing = pytest.mark.skipif(not tg_kernels.numba_available(), reason="numba not installed (extra: fast)")
+
+
+def trajectory(use_numba, monkeypatch, make_opt, dtype, steps=6):
+    """Parameters after each of `steps` optimizer steps on a fixed problem, on one path."""
+    monkeypatch.setattr(tg.backend, "USE_NUMBA", use_numba)
+    rng = np.random.default_rng(5)
+    A, b = rng.standard_normal((7, 5)), rng.standard_normal(7)
+    w = nn.Parameter(rng.standard_normal((5, 3)).astype(dtype))
+    bias = nn.Parameter(rng.standard_normal(3).astype(dtype))
+    opt = make_opt([w, bias])
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        y = (tg.Tensor(A.astype(dtype)) @ w + bias).tanh()
+        ((y.sum(axis=1) - tg.Tensor(b.astype(dtype))) ** 2).sum().backward()
+        nn.clip_grad_norm_([w, bias], 0.5)
+        opt.step()
+        out.append(np.concatenate([w.numpy().ravel(), bias.numpy()]))
+    return np.array(out)
+
+
+@numba_missing
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: nn.Adam(ps, lr=0.05, betas=(0.8, 0.95), weight_decay=0.1),
+    lambda ps: nn.AdamW(ps, lr=0.05, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.3),
+], ids=["adam-l2", "adamw"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_adam_and_clipping_match_numpy(make_opt, dtype, monkeypatch):
+    calls = []
+    kernels = tg.backend.cpu_kernels()
+    real_update, real_sq = kernels.adam_update, kernels.sum_of_squares
+    monkeypatch.setattr(kernels, "adam_update", lambda *a, **k: (calls.append("adam"), real_update(*a, **k))[1])
+    monkeypatch.setattr(kernels, "sum_of_squares", lambda *a: (calls.append("norm"), real_sq(*a))[1])
+    compiled = trajectory(True, monkeypatch, make_opt, dtype)
+    assert "adam" in calls and "norm" in calls  # the compiled path really ran
+    reference = trajectory(False, monkeypatch, make_opt, dtype)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(compiled, reference, rtol=tol, atol=tol)
+    assert np.abs(reference[-1] - reference[0]).max() > 0.05  # the parameters really moved
+
+
+@numba_missing
+def test_sum_of_squares_kernel_accumulates_in_float64():
+    a = np.full(1_000_001, 3.0, np.float32)  # in float32, a running sum of 9s stalls near 2**24 * 9
+    assert tg_kernels.load("cpu").sum_of_squares(a) == pytest.approx(9.0 * a.size, rel=1e-12)
+    with pytest.raises(ValueError, match="adam_update"):
+        tg_kernels.load("cpu").adam_update(np.zeros(3), np.zeros(4), np.zeros(3), np.zeros(3), lr=0.1, b1=0.9,
+                                            b2=0.99, eps=1e-8, step=1, weight_decay=0.0, decoupled=True)

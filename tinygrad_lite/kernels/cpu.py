@@ -147,3 +147,42 @@ def layer_norm_backward(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, w: np
     gw, gb = np.zeros(g2.shape[1], np.float64), np.zeros(g2.shape[1], np.float64)
     _layer_norm_backward(g2, xhat2, rstd.reshape(-1), w.astype(g.dtype, copy=False), gx, gw, gb, want_gx)
     return (gx.reshape(g.shape) if want_gx else None), gw.astype(g.dtype), gb.astype(g.dtype)
+
+
+# ------------------------------------------------------------------ optimizer steps
+# nn.Adam's update is about a dozen NumPy passes over each parameter (plus temporaries); this is
+# one pass that reads p, g, m, v once and writes p, m, v once.
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+def _adam_update(p, g, m, v, step_size, b1, b2, eps, bias2, decay, l2):  # noqa: ANN001, ANN202
+    for i in range(p.size):
+        gi = g[i] + l2 * p[i]  # Adam's L2 weight decay (l2 = 0 for AdamW)
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] * decay - step_size * mi / (np.sqrt(vi / bias2) + eps)  # decay < 1: AdamW's
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr: float, b1: float, b2: float,
+                eps: float, step: int, weight_decay: float, decoupled: bool) -> None:
+    """One Adam/AdamW step in place on p, m and v (all C-contiguous, one dtype), as in nn.Adam.update."""
+    if not (p.shape == g.shape == m.shape == v.shape and p.dtype == g.dtype == m.dtype == v.dtype
+            and all(a.flags.c_contiguous for a in (p, g, m, v))):
+        raise ValueError("adam_update: p, g, m and v must be C-contiguous arrays of one shape and dtype")
+    decay, l2 = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+    _adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), lr / (1.0 - b1**step), b1, b2, eps,
+                 1.0 - b2**step, decay, l2)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _sum_of_squares(a):  # noqa: ANN001, ANN202
+    total = 0.0
+    for i in range(a.size):
+        x = np.float64(a[i])
+        total += x * x
+    return total
+
+
+def sum_of_squares(a: np.ndarray) -> float:
+    """Σ a², accumulated in float64 (for gradient-norm clipping), in one pass without temporaries."""
+    return float(_sum_of_squares(np.ascontiguousarray(a).reshape(-1)))

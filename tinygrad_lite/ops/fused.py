@@ -190,7 +190,8 @@ class CausalAttention(Function):
     def forward(self, q: Tensor, k: Tensor, v: Tensor, scale: float, keep: Any = None) -> Any:
         xp = q.xp
         tq, tk = q.shape[-2], k.shape[-2]
-        scores = (q.data @ k.data.swapaxes(-1, -2)) * q.dtype.type(scale)
+        scores = q.data @ k.data.swapaxes(-1, -2)
+        scores *= q.dtype.type(scale)  # in place, as every step below: no temporaries
         if tq > 1:  # a single newest query sees every key: nothing to mask
             scores += xp.triu(xp.full((tq, tk), -xp.inf, dtype=scores.dtype), k=tk - tq + 1)
         scores -= scores.max(axis=-1, keepdims=True)
@@ -207,7 +208,9 @@ class CausalAttention(Function):
         dp = gd @ v.swapaxes(-1, -2)
         if keep is not None:
             dp *= keep
-        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+        ds = dp  # dS = P ⊙ (dP - Σ_j dP ⊙ P), computed in place in dP's buffer
+        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds *= p
         ds *= q.dtype.type(self.scale)
         dq, dk = ds @ k, ds.swapaxes(-1, -2) @ q
         return tuple(Tensor._make(a, False, g.device) for a in (dq, dk, dv))  # type: ignore[return-value]
