@@ -91,6 +91,28 @@ def _timed(fn) -> float:  # noqa: ANN001
     return time.perf_counter() - t
 
 
+def linear_gemm_times(model: nn.GPT, rows: int, torch, repeats: int = 15) -> tuple[float, float | None]:  # noqa: ANN001
+    """Seconds for the matrix products of every Linear layer in one training step alone (forward
+    y = x·Wᵀ, backward dx = g·W and dW = gᵀ·x; the tied LM head included), in NumPy and in PyTorch,
+    interleaved, medians. The same products are in both frameworks' steps; nothing else is."""
+    rng = np.random.default_rng(0)
+    shapes = [tuple(p.shape) for name, p in model.named_parameters() if p.ndim == 2 and "wpe" not in name]
+    mats = [(rng.standard_normal((rows, i), dtype=np.float32), rng.standard_normal((o, i), dtype=np.float32),
+             rng.standard_normal((rows, o), dtype=np.float32)) for o, i in shapes]
+    tmats = [tuple(torch.from_numpy(a) for a in m) for m in mats] if torch is not None else None
+
+    def products(ms) -> None:  # noqa: ANN001
+        for x, w, g in ms:
+            x @ w.T, g @ w, g.T @ x
+
+    times_np, times_torch = [], []
+    for _ in range(repeats):
+        times_np.append(_timed(lambda: products(mats)))
+        if tmats is not None:
+            times_torch.append(_timed(lambda: products(tmats)))
+    return float(np.median(times_np)), (float(np.median(times_torch)) if times_torch else None)
+
+
 def flops_per_token(model: nn.GPT) -> float:
     """6N for the weights' forward + backward, plus attention's 12·L·C·T (PaLM, appendix B;
     the estimate nanoGPT uses for MFU). N excludes the position embeddings."""
@@ -222,6 +244,13 @@ def main() -> int:
               f"MFU {tps_theirs * fpt / peak:.1%}")
         print(f"ratio ours / PyTorch: {tps_ours / tps_theirs:.2f}x   "
               f"(max |loss difference| over {len(loss_diff)} steps: {max(loss_diff):.2e})")
+    gemm_np, gemm_torch = linear_gemm_times(ours, tokens, torch)
+    line = (f"the step's Linear matrix products alone: NumPy {gemm_np * 1e3:.1f} ms; everything else in our "
+            f"step: {(np.median(times_ours) - gemm_np) * 1e3:.1f} ms")
+    if gemm_torch is not None:
+        line += (f"; PyTorch's products {gemm_torch * 1e3:.1f} ms, everything else in its step: "
+                 f"{(np.median(times_theirs) - gemm_torch) * 1e3:.1f} ms")
+    print(line)
     alone = {}
     for name in ("ours", "torch") if torch is not None else ("ours",):
         child = subprocess.run([sys.executable, __file__, "--only", name, "--steps", str(args.steps),

@@ -132,10 +132,11 @@ def run_backward(
             for p, pg in zip(ctx.parents, grads):
                 if pg is None or not p.requires_grad:
                     continue
-                if pg.data.shape != p.data.shape:
+                pd, gd = p.data, pg.data
+                if gd.shape != pd.shape:
                     raise GradientShapeError(ctx.name, pg.shape, p.shape, p)
-                if pg.data.dtype is not p.data.dtype and pg.dtype != p.dtype:  # `is`: the cheap common case
-                    pg = pg.astype(p.dtype)
+                if gd.dtype is not pd.dtype and gd.dtype != pd.dtype:  # `is`: the cheap common case
+                    pg = pg.astype(pd.dtype)
                 if anomaly:
                     _check_backward(ctx, pg)
                 key = id(p)
