@@ -13,6 +13,7 @@ machine noise hits all of them alike; we print medians and ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -176,6 +177,7 @@ def report(title: str, med: dict[str, float], per: float, unit: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--only", choices=["chain", "mlp"], help="run one of the two workloads")
     args = parser.parse_args()
     try:
         import torch
@@ -187,13 +189,18 @@ def main() -> None:
         have_torch = False
         print(f"numpy {np.__version__}, torch not installed (PyTorch columns skipped)")
 
-    x0 = np.linspace(-1, 1, 8, dtype=np.float32)
-    impls = {"ours": lambda: chain_ours(x0), "numpy": lambda: chain_numpy(x0)}
-    if have_torch:
-        impls["torch"] = lambda: chain_torch(x0)
-    med = interleaved(impls, args.repeats)
-    report(f"chain of {CHAIN_LEN} elementwise ops on shape (8,), forward+backward (median of {args.repeats})",
-           med, CHAIN_LEN, "us/op")
+    print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"TGLITE_KEEP_FREED_MEMORY={os.environ.get('TGLITE_KEEP_FREED_MEMORY', 'unset')}")
+    if args.only != "mlp":
+        x0 = np.linspace(-1, 1, 8, dtype=np.float32)
+        impls = {"ours": lambda: chain_ours(x0), "numpy": lambda: chain_numpy(x0)}
+        if have_torch:
+            impls["torch"] = lambda: chain_torch(x0)
+        med = interleaved(impls, args.repeats)
+        report(f"chain of {CHAIN_LEN} elementwise ops on shape (8,), forward+backward (median of {args.repeats})",
+               med, CHAIN_LEN, "us/op")
+    if args.only == "chain":
+        return
 
     x, layers = make_mlp()
     impls = {"ours": mlp_ours_step(x, layers), "numpy": mlp_numpy_step(x, layers)}
