@@ -96,6 +96,10 @@ class CausalSelfAttention(Module):
         if C != self.n_embd:
             raise ValueError(f"CausalSelfAttention: input has {C} features, expected n_embd={self.n_embd}")
         hd = C // self.n_head
+        if self.fused and cache is None:  # training: one fused op from the packed projection
+            keep = self._dropout_keep((B, self.n_head, T, T), x.dtype)
+            y = F.packed_causal_attention(self.c_attn(x), self.n_head, keep)
+            return self.resid_dropout(self.c_proj(y))
         q, k, v = self.c_attn(x).split(C, axis=2)
         # (B, T, C) -> (B, n_head, T, head_dim): every head attends independently.
         q, k, v = (t.reshape(B, T, self.n_head, hd).transpose(1, 2) for t in (q, k, v))

@@ -211,3 +211,38 @@ def test_fused_attention_with_dropout_mask_gradchecks():
     assert tg.gradcheck(lambda q, k, v: F.causal_attention(q, k, v, keep), (q, k, v))
     with pytest.raises(ValueError, match="Tq <= Tk"):
         F.causal_attention(tg.ones(1, 5, 4), tg.ones(1, 3, 4), tg.ones(1, 3, 4))
+
+
+def composed_packed_attention(qkv, n_head, keep=None):
+    """What PackedCausalAttention fuses, written out with the composed ops and the reference attention."""
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    q, k, v = (t.reshape(B, T, n_head, C // n_head).transpose(1, 2) for t in qkv.split(C, axis=2))
+    if keep is None:
+        y = nn.attention_reference(q, k, v)
+    else:  # the reference attention with the given inverted-dropout mask on P
+        scores = (q @ k.transpose(-1, -2)) * (1.0 / np.sqrt(C // n_head))
+        scores = scores.masked_fill(np.triu(np.ones((T, T), bool), 1), -np.inf)
+        y = (F.softmax(scores, axis=-1) * tg.Tensor(keep)) @ v
+    return y.transpose(1, 2).reshape(B, T, C)
+
+
+@pytest.mark.parametrize("with_dropout", [False, True])
+@pytest.mark.parametrize("B,T,C,H", [(2, 5, 6, 2), (1, 1, 4, 1), (3, 4, 8, 4)])
+def test_packed_attention_matches_composed_ops(B, T, C, H, with_dropout):
+    rng = np.random.default_rng(B * 100 + T * 10 + C)
+    qkv = tg.Tensor(rng.standard_normal((B, T, 3 * C)), requires_grad=True)
+    keep = (rng.random((B, H, T, T)) > 0.3) / 0.7 if with_dropout else None
+    g = tg.Tensor(rng.standard_normal((B, T, C)))
+    fused, ref = F.packed_causal_attention(qkv, H, keep), composed_packed_attention(qkv, H, keep)
+    np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-12, atol=1e-14)
+    (gf,), (gr,) = tg.grad(fused, [qkv], g), tg.grad(ref, [qkv], g)
+    np.testing.assert_allclose(gf.numpy(), gr.numpy(), rtol=1e-10, atol=1e-12)
+    assert tg.gradcheck(lambda t: F.packed_causal_attention(t, H, keep), (qkv,))
+
+
+def test_packed_attention_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="packed_causal_attention"):
+        F.packed_causal_attention(tg.ones(2, 3, 10), 2)  # 10 is not 3C
+    with pytest.raises(ValueError, match="divisible by n_head=4"):
+        F.packed_causal_attention(tg.ones(2, 3, 18), 4)  # C = 6 heads of 1.5

@@ -6,7 +6,7 @@ from typing import Any
 
 from . import dtypes
 from .ops.elementwise import where
-from .ops.fused import CausalAttention, CrossEntropy, FusedGelu, LayerNorm, Linear
+from .ops.fused import CausalAttention, CrossEntropy, FusedGelu, LayerNorm, Linear, PackedCausalAttention
 from .ops.indexing import embedding, one_hot, take_along_axis
 from .random import Generator, default_generator
 from .tensor import Tensor
@@ -15,7 +15,7 @@ __all__ = [
     "relu", "gelu", "silu", "sigmoid", "tanh", "softplus", "log_sigmoid", "leaky_relu",
     "softmax", "log_softmax", "logsumexp", "cross_entropy", "nll_loss",
     "binary_cross_entropy_with_logits", "mse", "mse_loss", "dropout", "embedding", "one_hot",
-    "take_along_axis", "where", "layer_norm", "linear", "fused_gelu", "causal_attention",
+    "take_along_axis", "where", "layer_norm", "linear", "fused_gelu", "causal_attention", "packed_causal_attention",
 ]
 
 
@@ -172,3 +172,16 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, keep: Any = None) -> Tenso
     if keep is not None:
         keep = keep.data if isinstance(keep, Tensor) else q.xp.asarray(keep)  # a NumPy mask onto q's device
     return CausalAttention.apply(q, k, v, scale=1.0 / math.sqrt(q.shape[-1]), keep=keep)
+
+
+def packed_causal_attention(qkv: Tensor, n_head: int, keep: Any = None) -> Tensor:
+    """Causal self-attention from a packed projection qkv (B, T, 3C), [q | k | v] on the last axis,
+    to the heads merged back (B, T, C): the same result as splitting qkv, reshaping each part to
+    (B, n_head, T, C / n_head), `causal_attention`, and merging the heads, in one fused op.
+    `keep`: an optional inverted-dropout mask of shape (B, n_head, T, T)."""
+    if qkv.ndim != 3 or qkv.shape[-1] % 3 or n_head < 1 or (qkv.shape[-1] // 3) % n_head:
+        raise ValueError(f"packed_causal_attention: qkv {qkv.shape} must be (B, T, 3C) with C divisible by "
+                         f"n_head={n_head}")
+    if keep is not None:
+        keep = keep.data if isinstance(keep, Tensor) else qkv.xp.asarray(keep)
+    return PackedCausalAttention.apply(qkv, n_head=n_head, keep=keep)

@@ -176,6 +176,36 @@ class FusedGelu(Function):
         return Tensor._make(grad, False, g.device)
 
 
+def _attention_forward(xp: Any, q: Any, k: Any, v: Any, scale: float, keep: Any) -> tuple[Any, Any]:
+    """(output, P) of causal attention on arrays q (..., Tq, D), k and v (..., Tk, D)."""
+    tq, tk = q.shape[-2], k.shape[-2]
+    scores = q @ k.swapaxes(-1, -2)
+    scores *= q.dtype.type(scale)  # in place, as every step below: no temporaries
+    if tq > 1:  # a single newest query sees every key: nothing to mask
+        scores += xp.triu(xp.full((tq, tk), -xp.inf, dtype=scores.dtype), k=tk - tq + 1)
+    scores -= scores.max(axis=-1, keepdims=True)
+    p = xp.exp(scores, out=scores)
+    p /= p.sum(axis=-1, keepdims=True)
+    return (p if keep is None else p * keep) @ v, p
+
+
+def _attention_backward(xp: Any, q: Any, k: Any, v: Any, p: Any, keep: Any, scale: float, g: Any,
+                        out: tuple[Any, Any, Any] | None = None) -> tuple[Any, Any, Any]:
+    """(dq, dk, dv) from the forward's P and the output gradient g; written into `out` if given."""
+    def matmul(a: Any, b: Any, i: int) -> Any:
+        return a @ b if out is None else xp.matmul(a, b, out=out[i])
+
+    dv = matmul((p if keep is None else p * keep).swapaxes(-1, -2), g, 2)
+    dp = g @ v.swapaxes(-1, -2)
+    if keep is not None:
+        dp *= keep
+    ds = dp  # dS = P ⊙ (dP - Σ_j dP ⊙ P), computed in place in dP's buffer
+    ds -= (dp * p).sum(axis=-1, keepdims=True)
+    ds *= p
+    ds *= q.dtype.type(scale)
+    return matmul(ds, k, 0), matmul(ds.swapaxes(-1, -2), q, 1), dv
+
+
 class CausalAttention(Function):
     """softmax(q·kᵀ·scale, masked causally) · v for q (B, H, Tq, D) and k, v (B, H, Tk, D).
 
@@ -188,29 +218,47 @@ class CausalAttention(Function):
     double_backward = False
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, scale: float, keep: Any = None) -> Any:
-        xp = q.xp
-        tq, tk = q.shape[-2], k.shape[-2]
-        scores = q.data @ k.data.swapaxes(-1, -2)
-        scores *= q.dtype.type(scale)  # in place, as every step below: no temporaries
-        if tq > 1:  # a single newest query sees every key: nothing to mask
-            scores += xp.triu(xp.full((tq, tk), -xp.inf, dtype=scores.dtype), k=tk - tq + 1)
-        scores -= scores.max(axis=-1, keepdims=True)
-        p = xp.exp(scores, out=scores)
-        p /= p.sum(axis=-1, keepdims=True)
-        self.p, self.keep, self.scale = p, keep, scale
+        y, self.p = _attention_forward(q.xp, q.data, k.data, v.data, scale, keep)
+        self.keep, self.scale = keep, scale
         self.save_for_backward(q, k, v)
-        return (p if keep is None else p * keep) @ v.data
+        return y
 
     def backward(self, g: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         q, k, v = (t.data for t in self.saved_tensors)
-        p, keep, gd = self.p, self.keep, g.data
-        dv = (p if keep is None else p * keep).swapaxes(-1, -2) @ gd
-        dp = gd @ v.swapaxes(-1, -2)
-        if keep is not None:
-            dp *= keep
-        ds = dp  # dS = P ⊙ (dP - Σ_j dP ⊙ P), computed in place in dP's buffer
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p
-        ds *= q.dtype.type(self.scale)
-        dq, dk = ds @ k, ds.swapaxes(-1, -2) @ q
-        return tuple(Tensor._make(a, False, g.device) for a in (dq, dk, dv))  # type: ignore[return-value]
+        grads = _attention_backward(g.xp, q, k, v, self.p, self.keep, self.scale, g.data)
+        return tuple(Tensor._make(a, False, g.device) for a in grads)  # type: ignore[return-value]
+
+
+class PackedCausalAttention(Function):
+    """Causal self-attention straight from the packed projection qkv (B, T, 3C) to the merged
+    heads y (B, T, C): the same math as CausalAttention, minus the glue around it.
+
+    Composed, a GPT block splits qkv in three, reshapes and transposes each to (B, H, T, D), and
+    transposes and reshapes the output back: eight view ops whose backward allocates three
+    zero-filled (B, T, 3C) gradients (one per slice), adds them up and copies the transposes.
+    Here q, k and v are views of qkv's array and backward writes dq, dk and dv into one (B, T, 3C)
+    gradient buffer.
+    """
+
+    double_backward = False
+
+    def forward(self, qkv: Tensor, n_head: int, keep: Any = None) -> Any:
+        b, t, c3 = qkv.shape
+        c = c3 // 3
+        self.n_head, self.scale, self.keep = n_head, 1.0 / math.sqrt(c // n_head), keep
+        # (B, T, 3C) -> (B, T, 3, H, D) -> (3, B, H, T, D): views, no copy
+        q, k, v = qkv.data.reshape(b, t, 3, n_head, c // n_head).transpose(2, 0, 3, 1, 4)
+        y, self.p = _attention_forward(qkv.xp, q, k, v, self.scale, keep)
+        self.save_for_backward(qkv)
+        return y.transpose(0, 2, 1, 3).reshape(b, t, c)  # heads side by side again (one copy)
+
+    def backward(self, g: Tensor) -> Tensor:
+        (qkv,) = self.saved_tensors
+        b, t, c3 = qkv.shape
+        c, h = c3 // 3, self.n_head
+        q, k, v = qkv.data.reshape(b, t, 3, h, c // h).transpose(2, 0, 3, 1, 4)
+        grad = qkv.xp.empty_like(qkv.data)
+        dq, dk, dv = grad.reshape(b, t, 3, h, c // h).transpose(2, 0, 3, 1, 4)  # views into `grad`
+        gy = g.data.reshape(b, t, h, c // h).transpose(0, 2, 1, 3)
+        _attention_backward(g.xp, q, k, v, self.p, self.keep, self.scale, gy, out=(dq, dk, dv))
+        return Tensor._make(grad, False, g.device)
