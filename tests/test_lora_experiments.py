@@ -1,6 +1,7 @@
 """The experiments on tiny settings (the real runs are `tglite lora sweep`), the CLI and the tour step."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -80,3 +81,18 @@ def test_tour_registers_the_lora_step() -> None:
     from tglite.tour import tour_steps
 
     assert "lora-finetune" in [s.name for s in tour_steps()]
+
+
+def test_finetune_seed_and_comma_separated_targets() -> None:
+    c = TINY.with_overrides({"finetune_seed": "7", "targets": "c_attn,mlp.c_fc"})
+    assert c.finetune_seed == 7 and c.with_overrides({"finetune_seed": "none"}).finetune_seed is None
+    corpus = E.load_corpus((TEXT_A, TEXT_B))
+    model = E.pretrain(corpus, TINY)
+    row = E.finetune(model, corpus, c, "lora")
+    d, r = TINY.n_embd, TINY.r
+    assert row["trainable"] == r * (d + 3 * d) + r * (d + 4 * d)  # c_attn: d -> 3d, c_fc: d -> 4d
+    # the fine-tuning seed changes the adapters' init and batch order, and nothing else
+    same = E.finetune(model, corpus, dataclasses.replace(TINY, finetune_seed=TINY.seed), "lora")
+    default = E.finetune(model, corpus, TINY, "lora")
+    other = E.finetune(model, corpus, dataclasses.replace(TINY, finetune_seed=7), "lora")
+    assert same["val_loss"] == default["val_loss"] and other["val_loss"] != default["val_loss"]
