@@ -2,8 +2,10 @@
 
     python benchmarks/engine_overhead.py [--repeats 15]
 
-Two workloads, each timed with the implementations interleaved (A, B, C, A, B, C, ...) so that
-machine noise hits all of them alike; we print medians and ratios.
+Two workloads, each timed with the implementations interleaved in a rotating order (A B C,
+B C A, C A B, ...), so that machine noise hits all of them alike (and, for the multi-threaded MLP,
+with a short pause before each step, so that no thread pool left spinning by one implementation
+slows the next); we print medians and ratios.
 
 1. chain: 1,000 elementwise ops (mul, add, tanh, sin in turn) on a tiny (8,) tensor, then
    backward. Almost no arithmetic: this measures per-op bookkeeping.
@@ -24,6 +26,7 @@ import tinygrad_lite as tg
 
 CHAIN_LEN = 1000
 MLP_WIDTH, MLP_BATCH, MLP_LAYERS = 1024, 512, 4
+MLP_PAUSE_S = 0.02  # before each timed MLP step, so no thread pool still spins from the previous one
 
 
 # ------------------------------------------------------------------ chain workload
@@ -152,16 +155,23 @@ def mlp_torch_step(x0: np.ndarray, layers: list) -> Callable[[], float]:
 
 
 # ---------------------------------------------------------------------- harness
-def interleaved(impls: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+def interleaved(impls: dict[str, Callable[[], float]], repeats: int, pause: float = 0.0) -> dict[str, float]:
     values = {name: fn() for name, fn in impls.items()}  # warm-up, and the results to compare
     ref = next(iter(values.values()))
     for name, v in values.items():
         assert abs(v - ref) <= 1e-3 * max(1.0, abs(ref)), f"{name} computed {v}, expected {ref}"
     times: dict[str, list[float]] = {name: [] for name in impls}
-    for _ in range(repeats):
-        for name, fn in impls.items():
+    names = list(impls)
+    for r in range(repeats):
+        # Rotate the order (A B C, B C A, C A B, ...), and for multi-threaded work pause before each
+        # run: PyTorch's OpenMP threads (and OpenBLAS's) keep spinning for a while after a call, and
+        # measured here they slowed whatever ran next by 4-5 ms of a 75 ms MLP step; in a fixed
+        # order that cost always landed on the implementation after PyTorch (ours).
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if pause:
+                time.sleep(pause)
             t0 = time.perf_counter()
-            fn()
+            impls[name]()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -206,7 +216,7 @@ def main() -> None:
     impls = {"ours": mlp_ours_step(x, layers), "numpy": mlp_numpy_step(x, layers)}
     if have_torch:
         impls["torch"] = mlp_torch_step(x, layers)
-    med = interleaved(impls, max(3, args.repeats // 3))
+    med = interleaved(impls, args.repeats, pause=MLP_PAUSE_S)
     report(f"{MLP_LAYERS}-layer MLP, width {MLP_WIDTH}, batch {MLP_BATCH}, float32, forward+backward",
            med, 1, "us/step")
 
