@@ -188,8 +188,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", choices=["chain", "mlp"], help="run one of the two workloads")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="leave PyTorch out even if installed (its allocations change glibc's heap for everyone)")
     args = parser.parse_args()
     try:
+        if args.no_torch:
+            raise ImportError
         import torch
 
         torch.set_num_threads(2)
@@ -197,7 +201,7 @@ def main() -> None:
         print(f"numpy {np.__version__}, torch {torch.__version__} (threads={torch.get_num_threads()})")
     except ImportError:
         have_torch = False
-        print(f"numpy {np.__version__}, torch not installed (PyTorch columns skipped)")
+        print(f"numpy {np.__version__}, torch not installed or --no-torch (PyTorch columns skipped)")
 
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"TGLITE_KEEP_FREED_MEMORY={os.environ.get('TGLITE_KEEP_FREED_MEMORY', 'unset')}")
