@@ -197,3 +197,30 @@ def test_layer_norm_op_gradchecks_on_both_paths(use_numba, monkeypatch):
     w_only = tg.Tensor(rng.standard_normal(6), dtype=tg.float64, requires_grad=True)
     tg.gradcheck(lambda w: F.layer_norm(x.detach(), w, b.detach()), [w_only])  # no dx wanted
     assert bool(calls) == use_numba
+
+
+@numba_missing
+def test_kernels_propagate_nan_and_inf_like_numpy():
+    # The kernels use fast math without "nnan"/"ninf": non-finite values must come out as NumPy's do.
+    k = kernels.load("cpu")
+    x = np.array([np.nan, np.inf, -np.inf, 0.5] * 4, np.float32)
+    y, _ = k.gelu_forward(x)
+    with np.errstate(invalid="ignore"):
+        expected = x.astype(np.float64) * exact_phi(x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(y[~np.isnan(y)], expected[~np.isnan(expected)].astype(np.float32))
+    assert np.isnan(k.sum_of_squares(x[:1])) and k.sum_of_squares(x[1:3]) == np.inf
+    ln, _, _ = k.layer_norm_forward(np.array([[np.nan, 1.0, 2.0]], np.float32), np.ones(3, np.float32),
+                                    np.zeros(3, np.float32), 1e-5)
+    assert np.isnan(ln).all()
+
+
+@numba_missing
+def test_clip_grad_norm_still_refuses_nan_gradients_on_the_compiled_path(monkeypatch):
+    import nn
+
+    monkeypatch.setattr(backend, "USE_NUMBA", True)
+    p = nn.Parameter(np.ones(4, np.float32))
+    p.grad = tg.Tensor(np.array([1.0, np.nan, 0.0, 2.0], np.float32))
+    with pytest.raises(FloatingPointError, match="NaN or Inf"):
+        nn.clip_grad_norm_([p], 1.0)

@@ -9,6 +9,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+# LLVM's fast-math flags minus "nnan" and "ninf": the compiler may reorder sums (so loops vectorize)
+# but may not assume the data is finite, so NaN and Inf propagate as they do in NumPy (a NaN
+# gradient must still reach clip_grad_norm_'s check and detect_anomaly).
+_FAST = {"reassoc", "contract", "arcp", "nsz", "afn"}
+
 
 # Serial on purpose. A `prange` version (each task owning a slice of the columns, so repeated
 # indices never race) was measured 6-280x *slower* than this loop on GPT and word2vec shapes
@@ -56,7 +61,7 @@ _Q0, _Q2, _Q4, _Q6, _Q8, _Q10, _Q12 = _F(1.0), _F(0.49746925110067538), _F(0.110
     _F(0.014070470171167667), _F(0.0010179625278914885), _F(0.000023547966471313185), _F(-1.1791602954361697e-7)
 
 
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _gelu_forward_f32(x: np.ndarray, y: np.ndarray, cdf: np.ndarray) -> None:
     for i in range(x.size):
         xi = x[i]
@@ -85,7 +90,7 @@ def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------ layer norm (rows)
 # One pass per row instead of NumPy's ~5 (forward) and ~9 (backward) whole-array passes. Row sums
 # are accumulated in float64 whatever the input dtype.
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _layer_norm_forward(x, w, b, eps, y, xhat, rstd):  # noqa: ANN001, ANN202 - Numba infers the types
     rows, n = x.shape
     for r in range(rows):
@@ -105,7 +110,7 @@ def _layer_norm_forward(x, w, b, eps, y, xhat, rstd):  # noqa: ANN001, ANN202 - 
             y[r, j] = h * w[j] + b[j]
 
 
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _layer_norm_backward(g, xhat, rstd, w, gx, gw, gb, want_gx):  # noqa: ANN001, ANN202
     rows, n = g.shape
     for r in range(rows):
@@ -152,7 +157,7 @@ def layer_norm_backward(g: np.ndarray, xhat: np.ndarray, rstd: np.ndarray, w: np
 # ------------------------------------------------------------------ optimizer steps
 # nn.Adam's update is about a dozen NumPy passes over each parameter (plus temporaries); this is
 # one pass that reads p, g, m, v once and writes p, m, v once.
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _adam_update(p, g, m, v, step_size, b1, b2, eps, bias2, decay, l2):  # noqa: ANN001, ANN202
     for i in range(p.size):
         gi = g[i] + l2 * p[i]  # Adam's L2 weight decay (l2 = 0 for AdamW)
@@ -174,7 +179,7 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, l
                  1.0 - b2**step, decay, l2)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _sum_of_squares(a):  # noqa: ANN001, ANN202
     total = 0.0
     for i in range(a.size):
