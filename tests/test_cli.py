@@ -44,6 +44,15 @@ def test_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert "numpy" in out and "tinygrad_lite" in out
     for backend in ("NumPy", "Numba CPU", "CuPy", "Numba CUDA simulator"):
         assert backend in out
+    assert "CPU kernels: " in out and "CPU allocator: " in out
+
+
+def test_info_reports_the_cpu_fast_paths_switched_off(capsys, monkeypatch) -> None:
+    from tinygrad_lite import backend
+
+    monkeypatch.setattr(backend, "USE_NUMBA", False)
+    assert cli.main(["info"]) == 0
+    assert "CPU kernels: off (TGLITE_NUMBA=0)" in capsys.readouterr().out
 
 
 def test_info_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -168,6 +168,22 @@ def check_cuda_simulator(timeout: float) -> Check:
     return Check(name, "usable", f"ran a test kernel with NUMBA_ENABLE_CUDASIM=1 in {secs:.1f} s")
 
 
+def cpu_fast_paths(numba_check: Check) -> dict[str, str]:
+    """What the engine's CPU backend does here: compiled kernels on or off, the allocator setting."""
+    from tinygrad_lite import allocator, backend
+
+    if not backend.USE_NUMBA:
+        kernels = "off (TGLITE_NUMBA=0): every op takes its NumPy reference path"
+    elif numba_check.status == "usable":
+        kernels = "on: fused ops, the embedding backward and AdamW use the Numba kernels (tinygrad_lite/kernels/cpu.py)"
+    else:
+        kernels = f"off (Numba {numba_check.status}): every op takes its NumPy reference path"
+    kept = allocator.keep_freed_memory()
+    memory = ("freed memory kept for reuse (glibc mallopt; TGLITE_KEEP_FREED_MEMORY=0 turns it off)" if kept
+              else "the C library's defaults (TGLITE_KEEP_FREED_MEMORY=0, or not glibc)")
+    return {"kernels": kernels, "allocator": memory}
+
+
 def run(args: argparse.Namespace) -> int:
     import tinygrad_lite as tg
 
@@ -175,15 +191,18 @@ def run(args: argparse.Namespace) -> int:
     checks = [check_numpy(), check_numba_cpu(), check_cupy(), check_cuda_simulator(args.timeout)]
     why_not = tg.cuda_unavailable_reason()  # the engine's own answer: what device="cuda" would do
     gpu_mode = "GPU: device 'cuda' is usable" if why_not is None else f"CPU only: device 'cuda' unavailable ({why_not})"
+    fast_paths = cpu_fast_paths(checks[1])
     if args.json:
         print(json.dumps({"versions": facts, "devices": tg.available_devices(), "gpu_mode": gpu_mode,
-                          "backends": [asdict(c) for c in checks]}, indent=2))
+                          "cpu_fast_paths": fast_paths, "backends": [asdict(c) for c in checks]}, indent=2))
     else:
         print("Versions")
         for key, value in facts.items():
             print(f"  {key:<14} {value if value is not None else 'not installed'}")
         print(f"\nDevices registered in the engine: {', '.join(tg.available_devices())}")
         print(f"GPU mode: {gpu_mode}")
+        print(f"CPU kernels: {fast_paths['kernels']}")
+        print(f"CPU allocator: {fast_paths['allocator']}")
         print("\nBackends")
         for c in checks:
             print(f"  {c.name:<22} {c.status:<14} {c.detail}")
