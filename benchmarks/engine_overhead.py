@@ -165,7 +165,7 @@ def interleaved(impls: dict[str, Callable[[], float]], repeats: int, pause: floa
     for r in range(repeats):
         # Rotate the order (A B C, B C A, C A B, ...), and for multi-threaded work pause before each
         # run: PyTorch's OpenMP threads (and OpenBLAS's) keep spinning for a while after a call, and
-        # measured here they slowed whatever ran next by 4-5 ms of a 75 ms MLP step; in a fixed
+        # in a one-off A/B here they slowed whatever ran next by 4-5 ms of a 75 ms MLP step; in a fixed
         # order that cost always landed on the implementation after PyTorch (ours).
         for name in names[r % len(names):] + names[:r % len(names)]:
             if pause:

@@ -197,9 +197,13 @@ def main() -> int:
                for _ in range(args.warmup + args.steps)]
     tokens = args.batch_size * config.block_size
 
-    if args.only:  # child process: one framework alone (no other thread pool): its speed and peak RSS
+    if args.only:  # child process: one framework alone (no other thread pool): speed, peak RSS, page faults
+        import resource
+
         times = []
         for i, b in enumerate(batches):
+            if i == args.warmup:
+                faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             if args.only == "ours":
                 ours_step(ours, ours_opt, b[:, :-1], b[:, 1:])
@@ -208,7 +212,9 @@ def main() -> int:
                 torch_step(theirs, theirs_opt, tb[:, :-1], tb[:, 1:], torch)
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
-        print(json.dumps({"peak_rss_mb": peak_rss_mb(), "tok_s": tokens / float(np.median(times))}))
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / args.steps
+        print(json.dumps({"peak_rss_mb": peak_rss_mb(), "tok_s": tokens / float(np.median(times)),
+                          "faults_per_step": faults}))
         return 0
 
     print(f"model: {ours.num_parameters():,} parameters (n_layer={config.n_layer}, n_head={config.n_head}, "
@@ -260,7 +266,7 @@ def main() -> int:
                                capture_output=True, text=True, check=True)
         alone[name] = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"{name} alone in its own process: {alone[name]['tok_s']:10,.0f} tok/s, "
-              f"peak RSS {alone[name]['peak_rss_mb']:.0f} MB")
+              f"peak RSS {alone[name]['peak_rss_mb']:.0f} MB, {alone[name]['faults_per_step']:,.0f} page faults/step")
     if "torch" in alone:
         print(f"ratio ours / PyTorch, each alone: {alone['ours']['tok_s'] / alone['torch']['tok_s']:.2f}x")
     if args.profile:

@@ -17,6 +17,17 @@ from tinygrad_lite import backend, kernels
 numba_missing = pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed (extra: fast)")
 
 
+def spy_on_kernel(monkeypatch, use_numba, name):
+    """Select the path; on the Numba path wrap kernel `name` so the test can see it was called."""
+    monkeypatch.setattr(backend, "USE_NUMBA", use_numba)
+    calls = []
+    if use_numba:
+        module = backend.cpu_kernels()
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: (calls.append(name), real(*a, **k))[1])
+    return calls
+
+
 @numba_missing
 @given(n_out=st.integers(1, 6), cols=st.integers(1, 5), n=st.integers(0, 12), seed=st.integers(0, 99),
        dtype=st.sampled_from([np.float32, np.float64]), idtype=st.sampled_from([np.int64, np.int32]))
@@ -39,11 +50,7 @@ def test_index_add_rows_rejects_bad_shapes():
 
 @pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=numba_missing)])
 def test_embedding_gradients_on_both_paths(use_numba, monkeypatch):
-    monkeypatch.setattr(backend, "USE_NUMBA", use_numba)
-    calls = []
-    if use_numba:
-        real = kernels.load("cpu").index_add_rows
-        monkeypatch.setattr(backend, "_rows_kernel", lambda *a: (calls.append(1), real(*a)))
+    calls = spy_on_kernel(monkeypatch, use_numba, "index_add_rows")
     rng = np.random.default_rng(0)
     weight = tg.Tensor(rng.standard_normal((5, 3)), dtype=tg.float64, requires_grad=True)
     idx = np.array([[0, 4, 4], [2, 0, -1]])  # (B, T) with repeats and a negative index
@@ -83,17 +90,6 @@ def test_missing_numba_names_the_extra(monkeypatch):
 # The fused ops take the compiled path through `backend.cpu_kernels()`; these tests compare each
 # kernel with an exact float64 reference, and run the ops on both paths with a spy that proves
 # which one ran.
-
-def spy_on_kernel(monkeypatch, use_numba, name):
-    """Select the path; on the Numba path wrap kernel `name` so the test can see it was called."""
-    monkeypatch.setattr(backend, "USE_NUMBA", use_numba)
-    calls = []
-    if use_numba:
-        module = backend.cpu_kernels()
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, **k: (calls.append(name), real(*a, **k))[1])
-    return calls
-
 
 def exact_phi(x):
     from scipy.special import erf

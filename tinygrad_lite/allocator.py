@@ -3,9 +3,11 @@
 A training step allocates and frees the same few hundred arrays again and again. With glibc's
 default settings each array above 128 KiB (most activations) is mapped fresh from the kernel by
 `mmap` and unmapped on free, or the top of the heap is trimmed back to the kernel and regrown, so
-the next step touches brand-new pages: one page fault per 4 KiB page, each about a microsecond.
-On the GPT benchmark that was ~13,000 page faults and ~30 ms of a ~95 ms step
-(docs/benchmarks.md). PyTorch and CuPy avoid the same cost with caching allocators.
+the next step touches brand-new pages: one page fault per 4 KiB page. Measured with
+`[TGLITE_KEEP_FREED_MEMORY=0] python benchmarks/gpt_train.py`: our GPT step took about 10,600 page
+faults without this setting and about 1 with it, at 9,835 against 13,056 tokens/s, i.e. ~19 ms
+more per step, ~2 µs per fault (docs/benchmarks.md).
+PyTorch and CuPy avoid the same cost with caching allocators.
 
 `keep_freed_memory()` makes glibc serve those blocks from its heap and keep freed ones for reuse,
 through `mallopt` (glibc's documented tunables; the same effect as the environment variables

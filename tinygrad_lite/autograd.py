@@ -132,16 +132,14 @@ def run_backward(
             for p, pg in zip(ctx.parents, grads):
                 if pg is None or not p.requires_grad:
                     continue
-                pd, gd = p.data, pg.data
-                if gd.shape != pd.shape:
+                if pg.data.shape != p.data.shape:
                     raise GradientShapeError(ctx.name, pg.shape, p.shape, p)
-                if gd.dtype is not pd.dtype and gd.dtype != pd.dtype:  # `is`: the cheap common case
-                    pg = pg.astype(pd.dtype)
+                if pg.data.dtype is not p.data.dtype and pg.dtype != p.dtype:  # `is`: the cheap common case
+                    pg = pg.astype(p.dtype)
                 if anomaly:
                     _check_backward(ctx, pg)
-                key = id(p)
-                earlier = pending.get(key)  # a tensor used twice gets the sum of both gradients
-                pending[key] = pg if earlier is None else earlier + pg
+                earlier = pending.get(id(p))  # a tensor used twice gets the sum of both gradients
+                pending[id(p)] = pg if earlier is None else earlier + pg
             if not retain_graph:
                 ctx.release()
     return captured

@@ -47,7 +47,6 @@ def _numpy_erf() -> Callable[[Any], Any]:
 # Set TGLITE_NUMBA=0 to keep the NumPy reference even where Numba is installed (e.g. to compare).
 USE_NUMBA = os.environ.get("TGLITE_NUMBA", "1").strip().lower() not in ("0", "false", "no")
 _cpu_kernels: Any = None  # the Numba kernels module, loaded on first use; False: unavailable
-_rows_kernel: Any = None  # the Numba scatter-add, loaded on first use; False: unavailable
 
 
 def cpu_kernels() -> ModuleType | None:
@@ -70,17 +69,14 @@ def _numpy_index_add(out: np.ndarray, index: tuple[Any, ...], values: np.ndarray
     """np.add.at, except for the embedding backward (one integer index array on axis 0), where the
     Numba kernel, when Numba is installed, is 17-97x faster on GPT and word2vec shapes (docs/gpu.md).
     The result is the same up to float rounding order."""
-    global _rows_kernel
     if (USE_NUMBA and len(index) == 1 and isinstance(index[0], np.ndarray) and index[0].dtype.kind in "iu"
             and out.size and out.dtype in (np.float32, np.float64) and values.dtype == out.dtype
             and out.flags.c_contiguous):
-        if _rows_kernel is None:
-            compiled = cpu_kernels()
-            _rows_kernel = compiled.index_add_rows if compiled is not None else False
-        if _rows_kernel:
+        compiled = cpu_kernels()
+        if compiled is not None:
             idx = index[0].reshape(-1)
             rows = out.reshape(out.shape[0], -1)  # a view: `out` is contiguous
-            _rows_kernel(rows, idx, values.reshape(idx.size, rows.shape[1]))
+            compiled.index_add_rows(rows, idx, values.reshape(idx.size, rows.shape[1]))
             return
     np.add.at(out, index, values)
 

@@ -54,8 +54,8 @@ class Function:
             out._vc = inputs[0]._shared_counter()  # a view: in-place updates through it are updates of the base
         if requires_grad:
             ctx.parents = inputs
-            if ctx.saved:  # each saved tensor's version now (`Tensor._version`, read inline: hot path)
-                ctx.versions = tuple([0 if t._vc is None else t._vc[0] for t in ctx.saved])
+            if ctx.saved:
+                ctx.versions = tuple([t._version for t in ctx.saved])
             out._ctx = ctx
             if cls.saves_output:  # a weak reference: the output must not keep itself alive
                 ctx._output = weakref.ref(out)
@@ -78,7 +78,7 @@ class Function:
     @property
     def saved_tensors(self) -> tuple[Tensor, ...]:
         for t, v in zip(self.saved, self.versions):
-            if (0 if t._vc is None else t._vc[0]) != v:  # t._version, read inline (hot path)
+            if t._version != v:
                 raise RuntimeError(
                     f"{type(self).__name__}.backward: a tensor of shape {t.shape} that this op saved "
                     f"for backward was modified in place after the forward pass (version {v} -> "

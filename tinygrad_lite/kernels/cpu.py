@@ -51,8 +51,8 @@ def index_add_rows(out: np.ndarray, idx: np.ndarray, values: np.ndarray) -> None
 # accurate to 3 ulp in float32). Unlike the libm erf it has no branches and no exp, so LLVM
 # vectorizes the loop (AVX-512 here). `error_model="numpy"` matters: with Numba's default
 # ("python") every float division checks for zero to raise ZeroDivisionError, and that branch alone
-# keeps LLVM from vectorizing: 5.2 ms against 0.55 ms on GPT's 1.6 M GELU inputs per step, where
-# SciPy's erf-based GELU takes 20 ms (docs/benchmarks.md).
+# keeps LLVM from vectorizing (about 10x slower in a one-off A/B of this loop compiled both ways).
+# `python benchmarks/cpu_kernels.py` measures this kernel against the SciPy-based NumPy path.
 _F = np.float32  # Numba freezes module-level scalars as compile-time constants
 _ERF_CLAMP, _INV_SQRT2, _HALF = _F(3.832506856900711), _F(0.7071067811865476), _F(0.5)
 _P1, _P3, _P5, _P7, _P9 = _F(1.128379143519084), _F(0.18520832239976145), _F(0.050955695062380861), \

@@ -267,7 +267,7 @@ class TanhGrad(Function):
     def forward(self, g: Tensor, t: Tensor) -> Any:
         self.save_for_backward(g, t)
         # g - g·t² rather than g·(1 - t²): the same value, but no Python scalar for NumPy to convert
-        # on every call, which on small arrays costs as much as the arithmetic (~30% of this op).
+        # on every call, which on small arrays costs about as much as the arithmetic.
         gt = g.data * t.data
         return g.data - gt * t.data
 
