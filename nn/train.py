@@ -27,7 +27,8 @@ from .checkpoint import load_checkpoint, restore, save_checkpoint
 from .data import get_batch, shakespeare_text
 from .files import atomic_write, atomic_write_text
 from .gpt import GPT, GPTConfig
-from .optim import WarmupCosine, clip_grad_norm_, set_lr
+from .optim import WarmupCosine, set_lr
+from .steps import evaluate, train_step
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 
 
@@ -163,19 +164,10 @@ class Trainer:
         t0 = time.perf_counter()
         lr = self.schedule(self.step)
         set_lr(self.optimizer, lr)
-        self.model.train()
-        self.optimizer.zero_grad()
-        total = 0.0
-        for _ in range(c.grad_accum):
-            x, y = get_batch(self.train_tokens, c.batch_size, c.block_size, self.batch_generator)
-            _, loss = self.model(x, y)
-            (loss * (1.0 / c.grad_accum)).backward()
-            total += loss.item()
-        if c.grad_clip > 0:
-            clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.optimizer.step()
+        batches = [get_batch(self.train_tokens, c.batch_size, c.block_size, self.batch_generator)
+                   for _ in range(c.grad_accum)]
+        mean = train_step(self.model, self.optimizer, batches, grad_clip=c.grad_clip)
         self.step += 1
-        mean = total / c.grad_accum
         self.history.append(StepLog(self.step, mean, lr, time.perf_counter() - t0))
         return mean
 
@@ -184,13 +176,10 @@ class Trainer:
         picks the batches, so every evaluation sees the same ones and training's RNG is untouched."""
         c = self.config
         out = {}
-        self.model.eval()
-        with tg.no_grad():
-            for name, tokens in (("train", self.train_tokens), ("val", self.val_tokens)):
-                gen = Generator(c.seed + 2)
-                losses = [self.model(*get_batch(tokens, c.batch_size, c.block_size, gen))[1].item()
-                          for _ in range(c.eval_iters)]
-                out[name] = float(np.mean(losses))
+        for name, tokens in (("train", self.train_tokens), ("val", self.val_tokens)):
+            gen = Generator(c.seed + 2)
+            out[name] = evaluate(self.model, (get_batch(tokens, c.batch_size, c.block_size, gen)
+                                              for _ in range(c.eval_iters)))
         self.model.train()
         self.evals.append({"step": self.step, **out})
         return out
