@@ -9,8 +9,10 @@ from . import optim
 from .attention import CausalSelfAttention, KVCache, LayerKV, attention_reference, causal_mask
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .data import DataError, get_batch, markdown_play_to_text, shakespeare_text, train_val_split
-from .generate import filter_logits, generate
+from .decoder import Decoder
+from .generate import Generation, filter_logits, generate
 from .gpt import GPT, Block, GPTConfig
+from .heads import ScalarHead
 from .layers import (
     GELU,
     MLP,
@@ -26,6 +28,7 @@ from .layers import (
 )
 from .module import LoadResult, Module, ModuleDict, ModuleList, Parameter, Sequential, StateDictError
 from .optim import SGD, Adam, AdamW, Constant, WarmupCosine, accumulate_gradients, clip_grad_norm_, set_lr
+from .steps import evaluate, lm_loss, train_step
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, TokenizerError
 from .train import CONFIGS, TrainConfig, Trainer, load_model
 
@@ -37,5 +40,6 @@ __all__ = [
     "clip_grad_norm_", "accumulate_gradients", "Tokenizer", "CharTokenizer", "BPETokenizer", "TokenizerError",
     "shakespeare_text", "markdown_play_to_text", "train_val_split", "get_batch", "DataError",
     "generate", "filter_logits", "save_checkpoint", "load_checkpoint", "restore", "Checkpoint", "CheckpointError",
-    "Trainer", "TrainConfig", "CONFIGS", "load_model",
+    "Trainer", "TrainConfig", "CONFIGS", "load_model", "train_step", "evaluate", "lm_loss",
+    "Decoder", "Generation", "ScalarHead",
 ]

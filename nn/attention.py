@@ -6,6 +6,9 @@ the future, so the model can be trained on every position of a sequence at once.
 
 The KV cache makes generation cheap: the keys and values of earlier positions never change, so
 they are stored, and each new token only computes its own query, key and value.
+
+An optional `attn_mask` hides more keys than the causal mask does, e.g. the padding of a batch of
+prompts of different lengths (see `nn.Decoder`).
 """
 from __future__ import annotations
 
@@ -32,44 +35,194 @@ def causal_mask(n_new: int, n_total: int) -> np.ndarray:
 
 
 class LayerKV:
-    """The cached keys and values of one attention layer, each of shape (B, n_head, T, head_dim)."""
+    """The cached keys and values of one attention layer, each of shape (B, n_head, T, head_dim).
 
-    def __init__(self) -> None:
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
+    Preallocated: the first append allocates (B, n_head, capacity, head_dim) buffers, and later
+    appends write the new positions into them in place. Concatenating instead copies the whole
+    cache at every token: O(T²) copying over a generation (benchmarks/generate.py compares). `k` and `v`
+    are views of the filled part. A buffer that fills up is reallocated at twice the size, so a
+    cache made without a capacity still works. Positions already handed out as views are never
+    written again (`select` and `take_slots` build new buffers), so such a view stays valid.
+    """
+
+    def __init__(self, capacity: int | None = None) -> None:
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"LayerKV: capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.length = 0  # positions filled so far
+        self._k: Any = None  # the buffers (backend arrays), allocated at the first append
+        self._v: Any = None
+        self._xp: Any = np
+        self._device = "cpu"
 
     @property
-    def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[2]
+    def k(self) -> Tensor | None:
+        return None if self._k is None else Tensor._make(self._k[:, :, : self.length], False, self._device)
+
+    @property
+    def v(self) -> Tensor | None:
+        return None if self._v is None else Tensor._make(self._v[:, :, : self.length], False, self._device)
+
+    @property
+    def batch_size(self) -> int | None:
+        return None if self._k is None else self._k.shape[0]
+
+    @property
+    def allocated(self) -> int:
+        """Positions the buffers hold before they must grow (the capacity before the first append)."""
+        return self._k.shape[2] if self._k is not None else (self.capacity or 0)
+
+    def _buffers(self, batch: int, heads: int, slots: int, head_dim: int, dtype: Any) -> tuple[Any, Any]:
+        shape = (batch, heads, slots, head_dim)
+        return self._xp.empty(shape, dtype=dtype), self._xp.empty(shape, dtype=dtype)
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add the new positions; return the keys and values of every position so far."""
-        if self.k is not None:
-            k, v = tg.cat([self.k, k], axis=2), tg.cat([self.v, v], axis=2)
-        self.k, self.v = k.detach(), v.detach()  # the cache is for inference: never part of a graph
-        return k, v
+        if k.ndim != 4 or k.shape != v.shape:
+            raise ValueError(f"LayerKV.append: k {k.shape} and v {v.shape} must both be (B, n_head, T, head_dim)")
+        B, H, T, D = k.shape
+        past, n = self.length, self.length + T
+        if self._k is None:
+            self._xp, self._device = k.xp, k.device
+            self._k, self._v = self._buffers(B, H, max(self.capacity or 0, n), D, k.dtype)
+        elif (B, H, D) != (self._k.shape[0], self._k.shape[1], self._k.shape[3]) or k.dtype != self._k.dtype:
+            Bc, Hc, _, Dc = self._k.shape
+            raise ValueError(f"LayerKV.append: new keys of shape {k.shape} ({k.dtype}) do not match the cached "
+                             f"(B, n_head, T, head_dim) = ({Bc}, {Hc}, {past}, {Dc}) ({self._k.dtype})")
+        elif n > self._k.shape[2]:  # full: grow geometrically, so appends stay amortized O(new positions)
+            bigger_k, bigger_v = self._buffers(B, H, max(n, 2 * self._k.shape[2]), D, k.dtype)
+            bigger_k[:, :, :past], bigger_v[:, :, :past] = self._k[:, :, :past], self._v[:, :, :past]
+            self._k, self._v = bigger_k, bigger_v
+        self._k[:, :, past:n] = k.data  # the cache is for inference: it keeps values, never a graph
+        self._v[:, :, past:n] = v.data
+        self.length = n
+        if not (k.requires_grad or v.requires_grad):
+            return self.k, self.v  # type: ignore[return-value]
+        # Under autograd keep the path to the new positions (the cached ones are constants), as
+        # concatenating did. Generation runs under no_grad and never comes here.
+        if not past:
+            return k, v
+        old_k = Tensor._make(self._k[:, :, :past], False, self._device)
+        old_v = Tensor._make(self._v[:, :, :past], False, self._device)
+        return tg.cat([old_k, k], axis=2), tg.cat([old_v, v], axis=2)
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep, duplicate or reorder batch rows: new row i is old row rows[i] (KVCache checks rows)."""
+        if self._k is None:
+            return
+        _, H, slots, D = self._k.shape
+        idx = self._xp.asarray(rows)
+        new_k, new_v = self._buffers(len(rows), H, slots, D, self._k.dtype)
+        new_k[:, :, : self.length] = self._k[idx, :, : self.length]
+        new_v[:, :, : self.length] = self._v[idx, :, : self.length]
+        self._k, self._v = new_k, new_v
+
+    def take_slots(self, slots: np.ndarray) -> None:
+        """Row b's new position j is its old position slots[b, j]; KVCache checks slots (B, L)."""
+        if self._k is None:
+            return
+        B, H, capacity, D = self._k.shape
+        index = self._xp.asarray(slots)[:, None, :, None]  # the same positions for every head and feature
+        new_k, new_v = self._buffers(B, H, capacity, D, self._k.dtype)
+        L = slots.shape[1]
+        new_k[:, :, :L] = self._xp.take_along_axis(self._k[:, :, : self.length], index, axis=2)
+        new_v[:, :, :L] = self._xp.take_along_axis(self._v[:, :, : self.length], index, axis=2)
+        self._k, self._v, self.length = new_k, new_v, L
 
 
 class KVCache:
-    """One `LayerKV` per transformer block, plus the number of positions cached so far."""
+    """One `LayerKV` per transformer block, plus the number of positions cached so far.
 
-    def __init__(self, n_layer: int) -> None:
-        self.layers = [LayerKV() for _ in range(n_layer)]
+    capacity: positions to preallocate per layer (a GPT's block_size is the natural choice);
+    without it, the buffers start at the first append's size and double when full."""
+
+    def __init__(self, n_layer: int, capacity: int | None = None) -> None:
+        self.layers = [LayerKV(capacity) for _ in range(n_layer)]
 
     @property
     def length(self) -> int:
         return self.layers[0].length
 
+    @property
+    def batch_size(self) -> int | None:
+        """Rows cached (None before the first append)."""
+        return self.layers[0].batch_size
+
+    @property
+    def allocated(self) -> int:
+        """Positions preallocated per layer: appending past it reallocates (twice the size)."""
+        return self.layers[0].allocated
+
     def __getitem__(self, i: int) -> LayerKV:
         return self.layers[i]
 
+    def __len__(self) -> int:
+        return len(self.layers)
 
-def attention_reference(q: Tensor, k: Tensor, v: Tensor, dropout: Module | None = None) -> Tensor:
+    def select(self, rows: Any) -> None:
+        """Keep, duplicate or reorder batch rows in every layer: new row i is old row rows[i].
+        rows may repeat ([0, 0, 2, 2] keeps rows 0 and 2, twice each), as beam search needs."""
+        B = self.batch_size
+        if B is None:
+            raise ValueError("KVCache.select: the cache is empty (nothing appended yet), so it has no rows to select")
+        idx = check_rows(rows, B, "KVCache.select")
+        for layer in self.layers:
+            layer.select(idx)
+
+    def take_slots(self, slots: Any) -> None:
+        """Per row, keep the cached positions slots[b] (B, L) in that order, in every layer: e.g.
+        squeeze out the padding between a row's tokens. Attention does not care where a key
+        sits, only whether it is visible, so the results of later steps do not change."""
+        B, T = self.batch_size, self.length
+        idx = np.asarray(slots)
+        if B is None:
+            raise ValueError("KVCache.take_slots: the cache is empty (nothing appended yet)")
+        if idx.ndim != 2 or idx.shape[0] != B or idx.dtype.kind not in "iu":
+            raise ValueError(f"KVCache.take_slots: slots must be integers of shape ({B}, L), "
+                             f"got shape {idx.shape} and dtype {idx.dtype}")
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= T):
+            raise ValueError(f"KVCache.take_slots: slots must lie in [0, {T}) for {T} cached positions, "
+                             f"got values in [{int(idx.min())}, {int(idx.max())}]")
+        for layer in self.layers:
+            layer.take_slots(idx)
+
+
+def check_rows(rows: Any, batch: int, op: str) -> np.ndarray:
+    """rows as a 1-D int64 array of row indices in [0, batch); a ValueError naming `op` otherwise."""
+    idx = np.asarray(rows)
+    if idx.dtype == bool:
+        raise ValueError(f"{op}: rows must be integer row indices, not a boolean mask "
+                         f"(np.flatnonzero(mask) gives the indices)")
+    if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
+        raise ValueError(f"{op}: rows must be a non-empty 1-D array of integer row indices, "
+                         f"got shape {idx.shape} and dtype {idx.dtype}")
+    if int(idx.min()) < 0 or int(idx.max()) >= batch:
+        raise ValueError(f"{op}: rows must lie in [0, {batch}) for a batch of {batch} rows, "
+                         f"got values in [{int(idx.min())}, {int(idx.max())}]")
+    return idx.astype(np.int64, copy=False)
+
+
+def attention_reference(q: Tensor, k: Tensor, v: Tensor, dropout: Module | None = None,
+                        attn_mask: Any = None) -> Tensor:
     """softmax(q·kᵀ/√d with the future masked)·v from primitive ops: every step visible, and
-    differentiable to any order. The fused op (F.causal_attention) is tested against it."""
+    differentiable to any order. The fused op (F.causal_attention) is tested against it.
+
+    attn_mask (optional, bool, broadcastable to (..., Tq, Tk)): True where a query may NOT look,
+    on top of the causal mask. A query left with no visible key gets output 0, as in the fused op."""
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # scaling q: fewer multiplies
-    scores = scores.masked_fill(causal_mask(q.shape[-2], k.shape[-2]), -math.inf)
+    hidden = causal_mask(q.shape[-2], k.shape[-2])
+    blind = None
+    if attn_mask is not None:
+        hidden = hidden | (attn_mask.numpy() if isinstance(attn_mask, Tensor) else np.asarray(attn_mask))
+        blind = hidden.all(axis=-1, keepdims=True)  # queries that may see nothing
+        if blind.any():  # unmask their rows so softmax stays finite, then zero them below
+            hidden = hidden & ~blind
+        else:
+            blind = None
+    scores = scores.masked_fill(hidden, -math.inf)
     att = scores.softmax(axis=-1)
+    if blind is not None:
+        att = att * (~blind).astype(att.dtype)
     return (dropout(att) if dropout is not None else att) @ v
 
 
@@ -91,12 +244,15 @@ class CausalSelfAttention(Module):
         self.attn_dropout = Dropout(dropout)
         self.resid_dropout = Dropout(dropout)
 
-    def forward(self, x: Tensor, cache: LayerKV | None = None) -> Tensor:
+    def forward(self, x: Tensor, cache: LayerKV | None = None, attn_mask: Any = None) -> Tensor:
+        """x (B, T, n_embd). attn_mask (optional, bool, broadcastable to (B, n_head, T, T_keys)):
+        True where a query may NOT look, on top of the causal mask; (B, 1, 1, T_keys) hides
+        padding keys. T_keys counts the cached positions too."""
         B, T, C = x.shape
         if C != self.n_embd:
             raise ValueError(f"CausalSelfAttention: input has {C} features, expected n_embd={self.n_embd}")
         hd = C // self.n_head
-        if self.fused and cache is None:  # training: one fused op from the packed projection
+        if self.fused and cache is None and attn_mask is None:  # training: one fused op from the packed projection
             keep = self._dropout_keep((B, self.n_head, T, T), x.dtype)
             y = F.packed_causal_attention(self.c_attn(x), self.n_head, keep)
             return self.resid_dropout(self.c_proj(y))
@@ -106,9 +262,10 @@ class CausalSelfAttention(Module):
         if cache is not None:
             k, v = cache.append(k, v)
         if self.fused:
-            y = F.causal_attention(q, k, v, self._dropout_keep((B, self.n_head, T, k.shape[2]), x.dtype))
+            keep = self._dropout_keep((B, self.n_head, T, k.shape[2]), x.dtype)
+            y = F.causal_attention(q, k, v, keep, attn_mask)
         else:
-            y = attention_reference(q, k, v, self.attn_dropout)
+            y = attention_reference(q, k, v, self.attn_dropout, attn_mask)
         y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
 

@@ -68,8 +68,8 @@ class Block(Module):
         self.ln_2 = LayerNorm(c.n_embd, bias=c.bias, dtype=dtype)
         self.mlp = MLP(c.n_embd, 4 * c.n_embd, c.dropout, c.bias, dtype, generator)
 
-    def forward(self, x: Tensor, cache: LayerKV | None = None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), cache)
+    def forward(self, x: Tensor, cache: LayerKV | None = None, attn_mask: Any = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, attn_mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -102,25 +102,53 @@ class GPT(Module):
             elif name.endswith(".bias"):
                 p.data[...] = 0.0
 
-    def forward(self, idx: Any, targets: Any = None, cache: KVCache | None = None) -> tuple[Tensor, Tensor | None]:
-        """idx: (B, T) token ids. Returns (logits of shape (B, T, vocab), mean cross-entropy
-        against targets, or None without targets). With a KV cache, idx holds only the new
-        tokens and the cached positions come first."""
+    def hidden_states(self, idx: Any, cache: KVCache | None = None, attn_mask: Any = None,
+                      positions: Any = None) -> Tensor:
+        """The trunk: (B, T) token ids -> (B, T, n_embd), the final LayerNorm's output (what the LM
+        head, or a `ScalarHead`, reads).
+
+        cache: a KVCache; idx then holds only the new tokens and the cached positions come first.
+        attn_mask: optional bool, broadcastable to (B, n_head, T, T_keys) with T_keys = cached + T,
+            True where a query may NOT look (on top of the causal mask); (B, 1, 1, T_keys) hides
+            padding keys. Without it, training keeps the packed fused attention (the fast path).
+        positions: optional (B, T) position ids, default cached, cached + 1, ...; a left-padded row
+            gives its real tokens 0, 1, 2, ... so they see exactly what they would see alone.
+        """
         idx = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
         if idx.ndim != 2:
             raise ValueError(f"GPT: idx must have shape (batch, time), got {idx.shape}")
         B, T = idx.shape
         past = cache.length if cache is not None else 0
-        if past + T > self.config.block_size:
-            raise ValueError(
-                f"GPT: {past} cached + {T} new positions exceed block_size={self.config.block_size}"
-            )
+        block_size = self.config.block_size
+        if positions is None:
+            if past + T > block_size:
+                raise ValueError(f"GPT: {past} cached + {T} new positions exceed block_size={block_size}")
+            pos = np.arange(past, past + T)
+        else:
+            pos = positions.data if isinstance(positions, Tensor) else np.asarray(positions)
+            if pos.shape != (B, T) or pos.dtype.kind not in "iu":
+                raise ValueError(f"GPT: positions must be integers of shape (batch, time) = ({B}, {T}), "
+                                 f"got shape {pos.shape} and dtype {pos.dtype}")
+            if pos.size and (int(pos.min()) < 0 or int(pos.max()) >= block_size):
+                raise ValueError(f"GPT: positions must lie in [0, block_size={block_size}), "
+                                 f"got values in [{int(pos.min())}, {int(pos.max())}]")
+        if attn_mask is not None:
+            mask_shape = np.shape(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
+            if len(mask_shape) != 4 or mask_shape[-1] != past + T:
+                raise ValueError(f"GPT: attn_mask must broadcast to (batch, n_head, {T}, {past + T}) "
+                                 f"({past} cached + {T} new keys), got shape {mask_shape}")
         t = self.transformer
-        pos = np.arange(past, past + T)
-        x = t.drop(t.wte(idx) + t.wpe(pos))  # (B, T, C) + (T, C) broadcasts over the batch
+        x = t.drop(t.wte(idx) + t.wpe(pos))  # (B, T, C) + (T, C) or (B, T, C)
         for i, block in enumerate(t.h):
-            x = block(x, cache[i] if cache is not None else None)
-        logits = self.lm_head(t.ln_f(x))
+            x = block(x, cache[i] if cache is not None else None, attn_mask)
+        return t.ln_f(x)
+
+    def forward(self, idx: Any, targets: Any = None, cache: KVCache | None = None, attn_mask: Any = None,
+                positions: Any = None) -> tuple[Tensor, Tensor | None]:
+        """idx: (B, T) token ids. Returns (logits of shape (B, T, vocab), mean cross-entropy
+        against targets, or None without targets). With a KV cache, idx holds only the new
+        tokens and the cached positions come first. attn_mask and positions: see `hidden_states`."""
+        logits = self.lm_head(self.hidden_states(idx, cache, attn_mask, positions))
         loss = F.cross_entropy(logits, targets) if targets is not None else None
         return logits, loss
 

@@ -163,15 +163,30 @@ def fused_gelu(x: Tensor) -> Tensor:
     return FusedGelu.apply(x)
 
 
-def causal_attention(q: Tensor, k: Tensor, v: Tensor, keep: Any = None) -> Tensor:
-    """Fused softmax(q·kᵀ/√d, causal mask)·v; q (..., Tq, d), k and v (..., Tk, d), Tq <= Tk."""
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, keep: Any = None, attn_mask: Any = None) -> Tensor:
+    """Fused softmax(q·kᵀ/√d, causal mask)·v; q (..., Tq, d), k and v (..., Tk, d), Tq <= Tk.
+
+    attn_mask (optional): bool, broadcastable to (..., Tq, Tk), True where a query may NOT look, on
+    top of the causal mask; (B, 1, 1, Tk) hides padding keys. Note: PyTorch's boolean
+    `scaled_dot_product_attention` mask means the opposite (True = may look). A query left with
+    no visible key gets output 0 (not NaN)."""
     if q.ndim < 2 or k.shape != v.shape or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1] \
             or q.shape[-2] > k.shape[-2]:
         raise ValueError(f"causal_attention: q {q.shape}, k {k.shape}, v {v.shape} need q (..., Tq, d) and "
                          f"k, v (..., Tk, d) with Tq <= Tk")
     if keep is not None:
         keep = keep.data if isinstance(keep, Tensor) else q.xp.asarray(keep)  # a NumPy mask onto q's device
-    return CausalAttention.apply(q, k, v, scale=1.0 / math.sqrt(q.shape[-1]), keep=keep)
+    if attn_mask is not None:
+        attn_mask = attn_mask.data if isinstance(attn_mask, Tensor) else q.xp.asarray(attn_mask)
+        scores_shape = q.shape[:-1] + (k.shape[-2],)
+        if attn_mask.dtype != bool:
+            raise TypeError(f"causal_attention: attn_mask must be bool (True = may not attend), "
+                            f"got dtype {attn_mask.dtype}")
+        if attn_mask.ndim > len(scores_shape) or any(
+                m not in (1, s) for m, s in zip(attn_mask.shape[::-1], scores_shape[::-1])):
+            raise ValueError(f"causal_attention: attn_mask of shape {attn_mask.shape} does not broadcast to the "
+                             f"attention weights' shape {scores_shape} (..., Tq, Tk)")
+    return CausalAttention.apply(q, k, v, scale=1.0 / math.sqrt(q.shape[-1]), keep=keep, mask=attn_mask)
 
 
 def packed_causal_attention(qkv: Tensor, n_head: int, keep: Any = None) -> Tensor:

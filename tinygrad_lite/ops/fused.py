@@ -176,16 +176,29 @@ class FusedGelu(Function):
         return Tensor._make(grad, False, g.device)
 
 
-def _attention_forward(xp: Any, q: Any, k: Any, v: Any, scale: float, keep: Any) -> tuple[Any, Any]:
-    """(output, P) of causal attention on arrays q (..., Tq, D), k and v (..., Tk, D)."""
+def _attention_forward(xp: Any, q: Any, k: Any, v: Any, scale: float, keep: Any,
+                       mask: Any = None) -> tuple[Any, Any]:
+    """(output, P) of causal attention on arrays q (..., Tq, D), k and v (..., Tk, D).
+
+    `mask` (optional, bool, broadcastable to (..., Tq, Tk)) hides more keys: True = may not look.
+    A query that may see no key at all (a padding position that sees only padding) gets P = 0
+    and output 0, as FlashAttention does, instead of softmax's 0/0 = NaN."""
     tq, tk = q.shape[-2], k.shape[-2]
     scores = q @ k.swapaxes(-1, -2)
     scores *= q.dtype.type(scale)  # in place, as every step below: no temporaries
     if tq > 1:  # a single newest query sees every key: nothing to mask
         scores += xp.triu(xp.full((tq, tk), -xp.inf, dtype=scores.dtype), k=tk - tq + 1)
-    scores -= scores.max(axis=-1, keepdims=True)
+    if mask is not None:
+        xp.copyto(scores, -xp.inf, where=mask)  # `where` broadcasts: a (B, 1, 1, Tk) mask is not expanded
+    row_max = scores.max(axis=-1, keepdims=True)
+    if mask is not None:  # a row with every key hidden: subtract 0, so exp gives 0 instead of exp(NaN)
+        row_max[xp.isneginf(row_max)] = 0.0
+    scores -= row_max
     p = xp.exp(scores, out=scores)
-    p /= p.sum(axis=-1, keepdims=True)
+    total = p.sum(axis=-1, keepdims=True)
+    if mask is not None:
+        total[total == 0.0] = 1.0  # the all-hidden rows: P stays 0 (and so do their gradients)
+    p /= total
     return (p if keep is None else p * keep) @ v, p
 
 
@@ -213,12 +226,14 @@ class CausalAttention(Function):
     sees keys 0 … Tk - Tq + i. With P the attention weights and G the output gradient:
         dv = Pᵀ·G      dP = G·vᵀ      dS = P ⊙ (dP - Σ_j dP ⊙ P)      dq = dS·k·scale   dk = dSᵀ·q·scale
     `keep` (optional, same shape as P) is an inverted-dropout mask already divided by 1 - p.
+    `mask` (optional, bool, broadcastable to P's shape) hides more keys, e.g. padding: True = may
+    not look. Hidden keys get P = 0, so the rule above gives them no gradient without change.
     """
 
     double_backward = False
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, scale: float, keep: Any = None) -> Any:
-        y, self.p = _attention_forward(q.xp, q.data, k.data, v.data, scale, keep)
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, scale: float, keep: Any = None, mask: Any = None) -> Any:
+        y, self.p = _attention_forward(q.xp, q.data, k.data, v.data, scale, keep, mask)
         self.keep, self.scale = keep, scale
         self.save_for_backward(q, k, v)
         return y
