@@ -130,6 +130,7 @@ class PolicyRun:
     step: int = 0
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # per step: loss, level, lr
     evals: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # val loss, accuracy per level
+    schedules: list[dict[str, int]] = dataclasses.field(default_factory=list)  # where max_iters changed
 
     def __post_init__(self) -> None:
         c = self.config
@@ -138,6 +139,7 @@ class PolicyRun:
         self.schedule = nn.WarmupCosine(c.learning_rate, c.warmup_iters, c.max_iters, c.min_lr)
         self._val = validation_batches(c)
         self._eval_problems = {lv: test_set(lv)[: c.eval_problems] for lv in c.levels}
+        self.schedules = [{"from_step": 0, "max_iters": c.max_iters}]
 
     def train_step(self) -> float:
         c = self.config
@@ -159,19 +161,33 @@ class PolicyRun:
 
     def save(self, path: str | Path, with_optimizer: bool = True) -> Path:
         config = {"policy": _config_dict(self.config), "model": self.model.config.to_dict()}
-        extra = {"history": self.history, "evals": self.evals}
+        extra = {"history": self.history, "evals": self.evals, "schedules": self.schedules}
         return nn.save_checkpoint(path, self.model, self.optimizer if with_optimizer else None, self.step, config,
                                   TOKENIZER, None, extra)
 
-    def resume(self, path: str | Path) -> None:
+    def resume(self, path: str | Path, extend: bool = False) -> None:
+        """Continue from a checkpoint of the same settings. extend=True also accepts a checkpoint
+        whose max_iters differs (only that): training continues under this run's longer cosine
+        schedule from the checkpoint's step, and `schedules` records where the schedule changed."""
         ckpt = nn.load_checkpoint(path)
-        if ckpt.config.get("policy") != _config_dict(self.config):
-            raise ValueError(f"checkpoint {str(path)!r} was trained with a different policy config; "
-                             f"resume with the same settings")
+        saved, mine = dict(ckpt.config.get("policy", {})), _config_dict(self.config)
+        if extend:
+            if saved.get("max_iters", 0) > self.config.max_iters or ckpt.step > self.config.max_iters:
+                raise ValueError(f"resume: cannot extend to max_iters={self.config.max_iters}: the checkpoint is at "
+                                 f"step {ckpt.step} of {saved.get('max_iters')}")
+            saved["max_iters"] = mine["max_iters"]
+        if saved != mine:
+            diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+            raise ValueError(f"checkpoint {str(path)!r} was trained with a different policy config ({', '.join(diff)} "
+                             f"differ); resume with the same settings")
         nn.restore(ckpt, self.model, self.optimizer)
         self.step = ckpt.step
         self.history = list(ckpt.extra.get("history", []))
         self.evals = list(ckpt.extra.get("evals", []))
+        first = {"from_step": 0, "max_iters": ckpt.config["policy"]["max_iters"]}
+        self.schedules = list(ckpt.extra.get("schedules", [first]))
+        if self.schedules[-1]["max_iters"] != self.config.max_iters:
+            self.schedules.append({"from_step": self.step, "max_iters": self.config.max_iters})
 
     def run(self, out_dir: str | Path, progress: bool = True, log: Log = print) -> None:
         """Train to max_iters; evaluate, snapshot (`step_XXXXX.npz`, weights only) and write the

@@ -196,3 +196,18 @@ def test_reward_model_save_and_load_round_trip(tmp_path):
     nn.save_checkpoint(tmp_path / "policy.npz", tiny_gpt())
     with pytest.raises(ValueError, match="not a reward-model checkpoint"):
         load_reward_model(tmp_path / "policy.npz")
+
+
+def test_policy_run_can_extend_its_schedule(tmp_path):
+    c = dataclasses.replace(TINY, max_iters=4, eval_interval=2, eval_problems=1)
+    first = PolicyRun(c)
+    for _ in range(2):
+        first.train_step()
+    first.save(tmp_path / "ckpt.npz")
+    longer = PolicyRun(dataclasses.replace(c, max_iters=8))
+    with pytest.raises(ValueError, match="max_iters differ"):
+        longer.resume(tmp_path / "ckpt.npz")
+    longer.resume(tmp_path / "ckpt.npz", extend=True)
+    assert longer.step == 2 and longer.schedules == [{"from_step": 0, "max_iters": 4}, {"from_step": 2, "max_iters": 8}]
+    with pytest.raises(ValueError, match="learning_rate"):
+        PolicyRun(dataclasses.replace(c, max_iters=8, learning_rate=0.5)).resume(tmp_path / "ckpt.npz", extend=True)

@@ -31,6 +31,7 @@ COMMANDS = [
     "tglite.commands.lora",
     "tglite.commands.word2vec",
     "tglite.commands.search",
+    "tglite.commands.rl",
 ]
 
 

@@ -22,6 +22,7 @@ STEP_MODULES = [
     "tglite.demos.gpt",
     "tglite.demos.lora",
     "tglite.demos.embeddings",
+    "tglite.demos.rl",
 ]
 
 TourStep = Callable[[Path, bool], str]
