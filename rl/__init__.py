@@ -12,13 +12,21 @@ The layers: task (problems and the checker) -> policy, sampling, step_sampler ->
 and their labels) -> search (selection rules, beam search, DVTS, FLOPs) -> reward_study,
 compute_study, claims (the lectures' measurements) ; grpo (the objective), rewards, grpo_trainer.
 """
+from . import kl_study, plots
 from .claims import ComputeClaimsConfig, claims_markdown, judge_compute_claims, run_compute_claims
+from .compute_study import Pool, greedy_baseline, sample_pool, selection_curves, step_search
 from .grpo import GRPOConfig, group_advantages, grpo_loss, kl_estimate, process_advantages, token_logprobs
-from .grpo_trainer import GRPOTrainer, GRPOTrainerConfig
+from .grpo_trainer import GRPOTrainer, GRPOTrainerConfig, plot_logs
 from .metrics import coverage_curve, pass_at_k, predicted_coverage
 from .policy import PRESETS, PolicyConfig, PolicyRun, load_policy
 from .reward import RewardModel, load_reward_model, monte_carlo_labels, save_reward_model, true_labels
-from .reward_study import RewardStudyConfig, build_reward_data, evaluate_reward_models, train_reward_models
+from .reward_study import (
+    RewardStudyConfig,
+    aggregation_bias,
+    build_reward_data,
+    evaluate_reward_models,
+    train_reward_models,
+)
 from .rewards import combine, correctness_reward, format_reward, overlong_penalty, process_reward
 from .sampling import Solution, solve
 from .search import (
@@ -34,7 +42,17 @@ from .search import (
 )
 from .shipped import load_shipped_policy, load_shipped_reward_model
 from .step_sampler import PolicyStepSampler
-from .task import LEVELS, TOKENIZER, Problem, Verdict, check, sample_problem, test_set, training_problems
+from .task import (
+    LEVELS,
+    TOKENIZER,
+    Problem,
+    Verdict,
+    check,
+    encode_examples,
+    sample_problem,
+    test_set,
+    training_problems,
+)
 
 __all__ = [
     "LEVELS", "TOKENIZER", "Problem", "Verdict", "check", "sample_problem", "test_set", "training_problems",
@@ -46,5 +64,6 @@ __all__ = [
     "ComputeClaimsConfig", "run_compute_claims", "judge_compute_claims", "claims_markdown",
     "GRPOConfig", "group_advantages", "grpo_loss", "kl_estimate", "process_advantages", "token_logprobs",
     "GRPOTrainer", "GRPOTrainerConfig", "combine", "correctness_reward", "format_reward", "overlong_penalty",
-    "process_reward", "load_shipped_policy", "load_shipped_reward_model",
+    "process_reward", "load_shipped_policy", "load_shipped_reward_model", "Pool", "sample_pool", "selection_curves",
+    "greedy_baseline", "step_search", "aggregation_bias", "encode_examples", "plot_logs", "kl_study", "plots",
 ]

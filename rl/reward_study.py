@@ -44,9 +44,9 @@ LABEL_SOURCES = ("true", "mc-hard", "mc-soft")
 class RewardStudyConfig:
     train_problems: int = 600  # training problems (levels uniform); samples_per_problem each
     samples_per_problem: int = 4
-    rollouts: int = 8  # Math-Shepherd rollouts per step
+    rollouts: int = 4  # Math-Shepherd rollouts per step (the paper uses N=8; 4 halves the sampling time)
     heldout_per_level: int = 40  # held-out test problems per level, for evaluation
-    steps: int = 1500  # reward-model training steps
+    steps: int = 800  # reward-model training steps
     batch_size: int = 32
     learning_rate: float = 1e-3
     levels: tuple[int, ...] = tuple(LEVELS)

