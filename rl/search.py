@@ -37,7 +37,6 @@ References
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -47,6 +46,7 @@ import numpy as np
 from tinygrad_lite import Generator
 
 from .metrics import mean_and_stderr
+from .task import answer_of
 
 Aggregation = Literal["min", "prod", "last", "mean"]
 Selection = Literal["majority", "best_of_n", "weighted_best_of_n"]
@@ -60,26 +60,15 @@ SELECTIONS = ("majority", "best_of_n", "weighted_best_of_n")
 # Answers and steps
 # --------------------------------------------------------------------------------------------------
 
-_ANSWER_LINE = re.compile(r"A:(-?\d+)\$")
-
-
 def extract_answer(completion: str) -> int | None:
     """The integer on the completion's final ``A:<int>$`` line, or None if that line is missing or malformed.
 
     Only the last line counts: a solution that writes ``A:5$`` and keeps going has not answered.
+    (The task's own parser, `rl.task.answer_of`, with a type check for callers outside the task.)
     """
     if not isinstance(completion, str):
         raise TypeError(f"extract_answer: completion must be a str, got {type(completion).__name__}")
-    lines = completion.splitlines()
-    if not lines:
-        return None
-    match = _ANSWER_LINE.fullmatch(lines[-1])
-    return int(match.group(1)) if match else None
-
-
-def split_steps(completion: str) -> list[str]:
-    """The completion's steps: its lines, each keeping its ``\\n`` (the answer line has none)."""
-    return completion.splitlines(keepends=True)
+    return answer_of(completion)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def answer_histogram(problems: Sequence[Problem], bins: int = 10) -> tuple[np.nd
 
 # ----------------------------------------------------------------------------- checking
 STEP_RE = re.compile(r"^(\d+)([+\-*])(\d+)=(\d+)$")
-ANSWER_RE = re.compile(r"^A:(\d+)\$$")
+ANSWER_RE = re.compile(r"^A:(-?\d+)\$$")  # a model may write a negative answer
 
 
 @dataclass

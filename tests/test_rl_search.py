@@ -27,7 +27,6 @@ from rl.search import (
     extract_answer,
     majority_vote,
     select_answer,
-    split_steps,
     weighted_best_of_n,
 )
 from tinygrad_lite import Generator
@@ -56,7 +55,7 @@ class TreeSampler:
         self.prompt, self.rows, self.visits = prompt, [""] * n_rows, {}
 
     def _done(self, text: str) -> bool:
-        return text.endswith("$") or len(split_steps(text)) >= self.max_lines
+        return text.endswith("$") or len(text.splitlines()) >= self.max_lines
 
     def sample_steps(self) -> list[str]:
         self.sample_calls += 1
@@ -99,7 +98,7 @@ class TableScorer:
         out = []
         for c in completions:
             self.tokens_scored += len(prompt) + len(c)
-            steps = split_steps(c)
+            steps = c.splitlines(keepends=True)  # each line keeps its \n, so prefixes join back
             out.append([self.table.get("".join(steps[: t + 1]), 0.5) for t in range(len(steps))])
         return out
 
@@ -145,10 +144,6 @@ def test_extract_answer(text: str, expected: int | None) -> None:
 def test_extract_answer_rejects_non_string() -> None:
     with pytest.raises(TypeError, match="extract_answer"):
         extract_answer(32)  # type: ignore[arg-type]
-
-
-def test_split_steps_keeps_newlines() -> None:
-    assert split_steps("7+5=12\n12*3=36\nA:36$") == ["7+5=12\n", "12*3=36\n", "A:36$"]
 
 
 def test_aggregate_by_hand() -> None:
