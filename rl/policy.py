@@ -240,10 +240,23 @@ def _json(d: Any) -> str:
 
 
 def load_policy(path: str | Path) -> tuple[GPT, dict[str, Any]]:
-    """A policy GPT (eval mode) and its checkpoint's config and extra (curve), from a file."""
+    """A policy GPT (eval mode) and its checkpoint's config and extra (curve), from a file written
+    by `PolicyRun` or by `GRPOTrainer` (its policy part; a LoRA run's adapters are merged in)."""
     ckpt = nn.load_checkpoint(path)
     if "model" not in ckpt.config:
         raise ValueError(f"{str(path)!r} is not a policy checkpoint (no model config)")
     model = GPT(GPTConfig.from_dict(ckpt.config["model"]))
-    nn.restore(ckpt, model)
+    if "grpo_trainer" in ckpt.config:  # a GRPO checkpoint holds {policy, reference}: take the policy
+        state = {k[len("policy."):]: v for k, v in ckpt.model.items() if k.startswith("policy.")}
+        if ckpt.config["grpo_trainer"].get("use_lora"):
+            import lora
+
+            c = ckpt.config["grpo_trainer"]
+            lora.apply_lora(model, c["lora_targets"], r=c["lora_r"], alpha=c["lora_alpha"], verbose=False)
+            model.load_state_dict(state)
+            model = lora.merge_and_unload(model)
+        else:
+            model.load_state_dict(state)
+    else:
+        nn.restore(ckpt, model)
     return model.eval(), {"config": ckpt.config, "step": ckpt.step, **ckpt.extra}

@@ -446,3 +446,19 @@ def test_bad_trainer_arguments_raise_clear_errors() -> None:
         GRPOTrainer(adapted, tiny_config(use_lora=True))
     with pytest.raises(TypeError, match="is not callable"):
         GRPOTrainer(tiny_policy(), config, ["correctness"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_load_policy_reads_the_trained_policy_from_a_grpo_checkpoint(tmp_path, use_lora: bool) -> None:
+    from rl.policy import load_policy
+
+    trainer = GRPOTrainer(tiny_policy(), tiny_config(steps=1, use_lora=use_lora, eval_interval=0))
+    trainer.train_step()
+    trainer.save(tmp_path / "ckpt.npz")
+    loaded, info = load_policy(tmp_path / "ckpt.npz")
+    assert info["step"] == 1 and not any("lora" in name for name, _ in loaded.named_parameters())
+    x = np.array([[3, 4, 5, 6]])
+    with tg.no_grad():
+        want = trainer.policy(x)[0].numpy()
+        got = loaded.to(dtype=want.dtype)(x)[0].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
