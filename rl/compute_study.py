@@ -140,3 +140,22 @@ def measurements(level: int, curves: dict[str, SelectionCurve],
         rows.append(Measurement(level, method, int(n), r["accuracy"], r["flops"]))
     return rows
 
+
+
+def policy_report(policy: GPT, levels: Sequence[int], problems_per_level: int, samples: int = 0,
+                  seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per level: greedy accuracy (pass@1, greedy) on the first problems of the fixed test set and,
+    with samples = N > 0, pass@k for k = 1, 2, 4, ... N from N samples at temperature 1."""
+    from .task import test_set
+
+    out: dict[str, dict[str, Any]] = {}
+    for lv in levels:
+        problems = test_set(lv)[:problems_per_level]
+        sols = solve(policy, problems, greedy=True)
+        row: dict[str, Any] = {"problems": len(problems), "greedy": float(np.mean([s.answer_correct for s in sols]))}
+        if samples > 0:
+            ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k <= samples]
+            pool = sample_pool(policy, problems, samples, seed=seed + lv)
+            row["pass_at_k"] = dict(zip(map(str, ks), coverage_curve(pool.correct, ks).tolist()))
+        out[str(lv)] = row
+    return out

@@ -69,6 +69,12 @@ BAD_INPUTS = [
     (["search", "--n", "0"], "0"),
     (["search", "--method", "bogus"], "'bogus'"),
     (["search", "--problems", "500"], "500"),
+    (["evaluate", "--levels", "1,9"], "1,9"),
+    (["evaluate", "--levels", "one"], "one"),
+    (["evaluate", "--problems", "0"], "0"),
+    (["evaluate", "--problems", "201"], "201"),
+    (["evaluate", "--samples", "-1"], "-1"),
+    (["evaluate", "--policy", "no-such-model"], "no-such-model"),
     (["search", "--seed", "-1"], "-1"),
     (["search", "--method", "beam", "--n", "6", "--beam-width", "4"], "--n 6"),
     (["search", "--method", "dvts", "--verifier", "orm"], "--verifier orm"),
@@ -202,6 +208,12 @@ def test_search_with_the_shipped_models(method: str, capsys: pytest.CaptureFixtu
     assert code == 0, err
     assert "the first 2 test problems" in text and ": accuracy " in text and "greedy decoding: accuracy" in text
     assert "FLOPs per problem" in text
+
+
+def test_evaluate_prints_greedy_accuracy_and_pass_at_k(capsys: pytest.CaptureFixture[str]) -> None:
+    code, text, err = call(["evaluate", "--levels", "1,2", "--problems", "2", "--samples", "2"], capsys)
+    assert code == 0, err
+    assert "level 1: greedy accuracy" in text and "pass@2" in text and "mean over levels" in text
 
 
 def test_claims_on_tiny_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
     tglite rl train-policy --preset small        supervised fine-tuning of a policy (resumable)
     tglite rl train-rm --policy policy-small     the ORM and three PRMs, their report and a figure
     tglite rl search --level 2 --n 8             one selection or search method on test problems
+    tglite rl evaluate --policy policy-large     greedy accuracy and pass@k per level
     tglite rl claims [--quick]                   the test-time-compute claims, measured and judged
     tglite rl grpo --policy policy-small-mid     GRPO from a policy (resumable; --lora)
 
@@ -142,6 +143,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     se.add_argument("--seed", type=_non_negative_int, default=0, help="sampling seed")
     se.set_defaults(handler=run)
 
+    ev = command("evaluate", "greedy accuracy and pass@k of a policy per level, on the fixed test sets",
+                 "Greedy accuracy (pass@1, greedy) on the first K problems of each level's fixed test set and, "
+                 "with --samples N, pass@k for k = 1, 2, 4, ... N from N samples per problem (the unbiased "
+                 "estimator of Chen et al. 2021). Writes nothing.\n"
+                 "Example: tglite rl evaluate --policy policy-large --problems 100 --samples 16")
+    ev.add_argument("--policy", default="policy-small", metavar="CKPT", help="the policy (a file or a shipped name)")
+    ev.add_argument("--levels", default="1,2,3,4,5", metavar="L,L", help="levels to evaluate")
+    ev.add_argument("--problems", type=positive_int, default=100, metavar="K",
+                    help=f"test problems per level (1..{TEST_SET_SIZE})")
+    ev.add_argument("--samples", type=_non_negative_int, default=0, metavar="N", help="samples per problem for pass@k")
+    ev.add_argument("--seed", type=_non_negative_int, default=0, help="sampling seed")
+    ev.set_defaults(handler=run)
+
     cl = command("claims", "measure and judge the lectures' test-time-compute claims",
                  "Measure, per difficulty level, coverage, every selection rule against N and FLOPs, greedy "
                  "decoding of the small and the large policy, beam search and DVTS; then judge each of the "
@@ -196,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
     from ..extras import MissingExtraError
 
     name = args.rl_command
-    handler = {"train-policy": _train_policy, "train-rm": _train_rm, "search": _search, "claims": _claims,
+    handler = {"train-policy": _train_policy, "train-rm": _train_rm, "search": _search, "evaluate": _evaluate,
+               "claims": _claims,
                "grpo": _grpo}[name]
     try:
         return handler(args)
@@ -649,6 +664,33 @@ def _search(args: argparse.Namespace) -> int:
          f"{greedy['flops']:.3g} FLOPs per problem{extra}")
     _say("  (FLOPs: 2 x parameters per token the policy generates or reads"
          + (", plus 2 x the verifier's parameters per token it reads)" if uses_verifier else ")"))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rl.compute_study import policy_report
+
+    if args.problems > TEST_SET_SIZE:
+        raise UsageError(f"--problems {args.problems}: each level's test set has {TEST_SET_SIZE} problems; "
+                         f"choose 1..{TEST_SET_SIZE}")
+    try:
+        levels = [int(x) for x in args.levels.split(",")]
+    except ValueError:
+        raise UsageError(f"--levels {args.levels!r}: give levels as comma-separated integers, e.g. 1,2,3") from None
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad or not levels:
+        raise UsageError(f"--levels {args.levels!r}: levels are {', '.join(map(str, LEVELS))}")
+    policy = _load_policy(args.policy)
+    report = policy_report(policy, levels, args.problems, args.samples, args.seed)
+    _say(f"policy {args.policy!r} ({policy.num_parameters() / 1e6:.2f}M parameters), the first {args.problems} "
+         f"test problems of each level")
+    for lv, row in report.items():
+        line = f"  level {lv}: greedy accuracy {row['greedy']:.3f}"
+        if "pass_at_k" in row:
+            line += "; " + ", ".join(f"pass@{k} {v:.3f}" for k, v in row["pass_at_k"].items())
+        _say(line)
+    mean = sum(r["greedy"] for r in report.values()) / len(report)
+    _say(f"  mean over levels: greedy accuracy {mean:.3f}")
     return 0
 
 
