@@ -1,8 +1,9 @@
 """The trained models that ship inside the package, so notebooks and the tour need no training.
 
-    policy-small       the "1B": 0.20M parameters, after supervised fine-tuning
-    policy-small-mid   the same run from the middle of its learning jump (GRPO starts here)
-    policy-large       the "405B": 1.81M parameters, 9x the small one
+    policy-small       the "1B": 0.20M parameters, 4,000 steps of supervised fine-tuning (the large
+                       one's budget), in the middle of its learning jump
+    policy-small-mid   another name for policy-small: GRPO starts from this mid-transition checkpoint
+    policy-large       the "405B": 1.81M parameters, 9x the small one, 4,000 steps
     orm                outcome reward model (the small policy's architecture, a scalar head)
     prm                process reward model, trained on the checker's step labels
 
@@ -21,10 +22,13 @@ POLICIES = ("policy-small", "policy-small-mid", "policy-large")
 REWARD_MODELS = ("orm", "prm")
 
 
+ALIASES = {"policy-small-mid": "policy-small"}  # one file, two roles (see the module docstring)
+
+
 def shipped_path(name: str) -> Path:
     if name not in POLICIES + REWARD_MODELS:
         raise ValueError(f"unknown shipped model {name!r}; choose one of {', '.join(POLICIES + REWARD_MODELS)}")
-    path = CHECKPOINT_DIR / f"{name}.npz"
+    path = CHECKPOINT_DIR / f"{ALIASES.get(name, name)}.npz"
     if not path.exists():
         raise FileNotFoundError(f"shipped model {name!r} is missing at {path}; reinstall the package, or train it "
                                 f"with `tglite rl train-policy` / `tglite rl train-rm`")
