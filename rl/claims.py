@@ -41,6 +41,7 @@ class ComputeClaimsConfig:
     levels: tuple[int, ...] = tuple(LEVELS)
     search_problems_per_level: int = 25
     search_settings: tuple[tuple[str, int, int], ...] = (("beam", 4, 4), ("beam", 16, 4), ("dvts", 16, 4))
+    temperature: float = 0.8  # search-and-learn's sampling temperature (its sal/config.py)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -49,6 +50,8 @@ class ComputeClaimsConfig:
         for name in ("problems_per_level", "seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ComputeClaimsConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if not self.temperature > 0:
+            raise ValueError(f"ComputeClaimsConfig: temperature must be > 0, got {self.temperature}")
         if any(lv not in LEVELS for lv in self.levels):
             raise ValueError(f"ComputeClaimsConfig: levels must be in {sorted(LEVELS)}, got {self.levels}")
 
@@ -74,7 +77,7 @@ def run_compute_claims(small: GPT, large: GPT, orm: RewardModel, prm: RewardMode
                            "levels": {}}
     for lv in c.levels:
         problems = test_set(lv)[: c.problems_per_level]
-        pool: Pool = sample_pool(small, problems, c.n_max, seed=c.seed + lv)
+        pool: Pool = sample_pool(small, problems, c.n_max, seed=c.seed + lv, temperature=c.temperature)
         pool.score("orm", orm)
         pool.score("prm", prm)
         curves = selection_curves(pool, c.ns, c.seeds, flops_small)
@@ -82,7 +85,7 @@ def run_compute_claims(small: GPT, large: GPT, orm: RewardModel, prm: RewardMode
         search = {}
         for method, n, m in c.search_settings:
             search[f"{method} N={n}"] = step_search(small, prm, problems[: c.search_problems_per_level], method, n, m,
-                                                    flops_small, seed=c.seed)
+                                                    flops_small, seed=c.seed, temperature=c.temperature)
         row = {
             "coverage": coverage(pool, c.ns),
             "curves": {k: _curve_dict(v) for k, v in curves.items()},

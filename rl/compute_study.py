@@ -115,12 +115,12 @@ def greedy_baseline(policy: GPT, problems: Sequence[Problem], flops: FlopModel) 
 
 
 def step_search(policy: GPT, prm: RewardModel, problems: Sequence[Problem], method: str, n_beams: int,
-                beam_width: int, flops: FlopModel, seed: int = 0) -> dict[str, float]:
+                beam_width: int, flops: FlopModel, seed: int = 0, temperature: float = 1.0) -> dict[str, float]:
     """Beam search or DVTS with the PRM on each problem: accuracy and mean FLOPs per problem."""
     run = {"beam": beam_search, "dvts": dvts}[method]
     hits, cost = [], []
     for i, p in enumerate(problems):
-        sampler = PolicyStepSampler(policy, generator=tg.Generator(seed * 100_003 + i))
+        sampler = PolicyStepSampler(policy, temperature=temperature, generator=tg.Generator(seed * 100_003 + i))
         prm.tokens_scored = 0
         result = run(sampler, prm, p.prompt, n_beams=n_beams, beam_width=beam_width, max_steps=12)
         hits.append(result.answer is not None and result.answer == p.answer)
