@@ -370,9 +370,9 @@ def _load_policy(spec: str, option: str = "--policy") -> Any:
     config = _checkpoint_config(path, option, spec)
     if "reward_kind" in config:
         raise UsageError(f"{option} {spec!r} is a reward model ({config['reward_kind']}), not a policy")
-    if "grpo_trainer" in config or "model" not in config:
-        raise UsageError(f"{option} {spec!r} is not a policy checkpoint (train-policy's ckpt.npz / step_*.npz, "
-                         f"or one of {', '.join(POLICIES)})")
+    if "model" not in config:
+        raise UsageError(f"{option} {spec!r} is not a policy checkpoint (train-policy's or grpo's ckpt.npz, "
+                         f"step_*.npz, or one of {', '.join(POLICIES)})")
     return load_policy(path)[0]
 
 
