@@ -115,14 +115,21 @@ def judge_compute_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     def add(claim: str, measured: str, holds: bool | None, note: str = "") -> None:
         rows.append({"claim": claim, "measured": measured, "holds": holds, "note": note})
 
-    # 1. coverage
-    gaps = [float(np.max(np.abs(np.array(r["coverage"]["pass_at_k"]) - np.array(r["coverage"]["predicted"]))))
-            for r in levels.values()]
+    # 1. coverage. Compared for k <= N/4: near k = N the plug-in p (estimated from the same N
+    # samples) biases the prediction low: a problem solved once in N samples has p = 1/N and
+    # 1 - (1 - 1/N)^N ~ 0.63, while it does count as covered at k = N.
+    gaps = []
+    for r in levels.values():
+        ks, got, pred = r["coverage"]["k"], r["coverage"]["pass_at_k"], r["coverage"]["predicted"]
+        n = max(ks)
+        gaps += [abs(g - p) for k, g, p in zip(ks, got, pred) if k <= n // 4]
     cov = ", ".join(f"L{k} {r['coverage']['pass_at_k'][0]:.2f}->{r['coverage']['pass_at_k'][-1]:.2f}"
                     for k, r in levels.items())
     add("Coverage: pass@N follows 1-(1-p)^N per problem", f"pass@1->pass@Nmax {cov}; largest gap to the "
-        f"per-problem prediction {max(gaps):.3f}", max(gaps) < 0.05,
-        "the prediction uses each problem's own p (its sample accuracy); it is a lower bound of the unbiased pass@k")
+        f"per-problem prediction for k <= Nmax/4: {max(gaps, default=float('nan')):.3f}",
+        bool(gaps) and max(gaps) < 0.05,
+        "p = each problem's sample accuracy; near k = Nmax that plug-in estimate biases the prediction low, "
+        "so the comparison stops at Nmax/4")
 
     def mean_curve(label: str, key: str = "curves") -> np.ndarray | None:
         cs = [r[key][label]["mean"] for r in levels.values() if label in r[key]]
@@ -167,16 +174,21 @@ def judge_compute_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     from .search import Measurement
 
     table = [Measurement(**m) for r in levels.values() for m in r["measurements"]]
-    budgets = sorted({m.flops for m in table if m.method == "best-of-N, PRM (min)"})
-    results_co = compute_optimal(table, budgets, baseline_method="best-of-N, PRM (min)")
-    floor = min((m.accuracy for m in table if m.method == "best-of-N, PRM (min)"), default=0.0)
+    base = "weighted best-of-N, PRM (min)"  # Snell et al.'s and search-and-learn's strong baseline
+    budgets = sorted({m.flops for m in table if m.method == base})
+    results_co = compute_optimal(table, budgets, baseline_method=base)
+    floor = min((m.accuracy for m in table if m.method == base), default=0.0)
     # Only budgets where compute-optimal beats the baseline's cheapest point count: at the floor
     # (e.g. everything at 0% accuracy) a cheaper method "matches" for free, a meaningless multiple.
-    eff = [b.efficiency for b in results_co if b.efficiency is not None and math.isfinite(b.efficiency)
-           and b.accuracy is not None and b.accuracy > floor]
+    beats = [b for b in results_co if b.efficiency is not None and b.accuracy is not None and b.accuracy > floor]
+    finite = [b.efficiency for b in beats if math.isfinite(b.efficiency)]
+    never = sum(not math.isfinite(b.efficiency) for b in beats)
     add("Compute-optimal allocation per difficulty beats uniform best-of-N at equal compute (Snell et al.: >4x)",
-        f"efficiency multiples over {len(budgets)} budgets: " + ", ".join(f"{e:.2f}x" for e in eff),
-        bool(eff and max(eff) > 1.0), "oracle difficulty levels; the baseline is best-of-N with the PRM (min)")
+        f"{len(budgets)} budgets; efficiency multiples where measurable: "
+        + (", ".join(f"{e:.2f}x" for e in finite) or "none")
+        + f"; budgets where the baseline never reaches the compute-optimal accuracy: {never}",
+        bool(beats and (never or max(finite, default=0.0) > 1.0)),
+        f"oracle difficulty levels; the baseline is {base} with the same N on every level")
     # 7. headline
     wins, cells = [], []
     for lv, r in levels.items():
