@@ -26,7 +26,7 @@ from .compute_study import (
     step_search,
 )
 from .reward import RewardModel
-from .search import FlopModel, compute_optimal
+from .search import FlopModel, Measurement, compute_optimal
 from .task import LEVELS, test_set
 
 Log = Callable[[str], None]
@@ -171,8 +171,6 @@ def judge_compute_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
         "; ".join(verdicts) if verdicts else "no comparable budgets", None,
         "beam search and DVTS on fewer problems than best-of-N: compare with the error bars in mind")
     # 6. compute-optimal
-    from .search import Measurement
-
     table = [Measurement(**m) for r in levels.values() for m in r["measurements"]]
     base = "weighted best-of-N, PRM (min)"  # Snell et al.'s and search-and-learn's strong baseline
     budgets = sorted({m.flops for m in table if m.method == base})

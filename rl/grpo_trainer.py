@@ -53,6 +53,7 @@ from tinygrad_lite import Tensor
 
 from .grpo import GRPOConfig, group_advantages, grpo_loss, token_logprobs
 from .policy import greedy_accuracy
+from .progress import progress_bar
 from .rewards import WeightedRewardFn, compute_rewards, correctness_reward, weighted_terms
 from .sampling import Solution, solve
 from .task import (
@@ -524,7 +525,7 @@ class GRPOTrainer:
             atomic_write_text(out / "grpo_config.json", json.dumps(c.to_dict(), indent=2))
         if self.step == 0 and not self.logs and c.eval_interval:
             self.logs.append({"step": 0, **self.evaluate()})
-        bar = _progress(progress, c.steps, self.step)
+        bar = progress_bar(progress, c.steps, "grpo", self.step)
         try:
             while self.step < c.steps:
                 row = self.train_step()
@@ -624,14 +625,6 @@ def _mean_of(rows: list[dict[str, float]]) -> dict[str, float]:
     if not rows:
         return {}
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-def _progress(enabled: bool, total: int, initial: int) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="grpo", dynamic_ncols=True, mininterval=0.5)
 
 
 def write_logs_csv(logs: Sequence[dict[str, Any]], path: str | Path) -> Path:

@@ -26,6 +26,7 @@ import tinygrad_lite as tg
 from nn import GPT, GPTConfig
 from nn.files import atomic_write_text
 
+from .progress import progress_bar
 from .sampling import solve
 from .task import LEVELS, TOKENIZER, Problem, encode_examples, max_sequence_length, sample_problem, test_set
 
@@ -189,7 +190,7 @@ class PolicyRun:
         if self.schedules[-1]["max_iters"] != self.config.max_iters:
             self.schedules.append({"from_step": self.step, "max_iters": self.config.max_iters})
 
-    def run(self, out_dir: str | Path, progress: bool = True, log: Log = print) -> None:
+    def run(self, out_dir: str | Path, progress: bool = True, log: Log = lambda s: None) -> None:
         """Train to max_iters; evaluate, snapshot (`step_XXXXX.npz`, weights only) and write the
         resumable `ckpt.npz` at every evaluation."""
         c = self.config
@@ -198,7 +199,7 @@ class PolicyRun:
         atomic_write_text(out / "policy_config.json", _json(_config_dict(c)))
         log(f"policy: {self.model.num_parameters():,} parameters, levels {list(c.levels)}, "
             f"{c.max_iters} steps of {c.batch_size} problems")
-        bar = _progress(progress, c.max_iters, self.step)
+        bar = progress_bar(progress, c.max_iters, "sft", self.step)
         t0 = time.perf_counter()
         try:
             while self.step < c.max_iters:
@@ -217,14 +218,6 @@ class PolicyRun:
         finally:
             if bar is not None:
                 bar.close()
-
-
-def _progress(enabled: bool, total: int, initial: int) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="sft", dynamic_ncols=True, mininterval=0.5)
 
 
 def _config_dict(c: PolicyConfig) -> dict[str, Any]:

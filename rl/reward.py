@@ -32,6 +32,7 @@ import tinygrad_lite.functional as F
 from nn import GPT, ScalarHead
 from tinygrad_lite import Tensor
 
+from .progress import progress_bar
 from .sampling import Solution, solve
 from .task import PAD_ID, TOKENIZER, Problem, split_steps
 
@@ -174,11 +175,7 @@ def train_reward_model(model: RewardModel, data: Sequence[LabelledSolution], ste
     opt = nn.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     schedule = nn.WarmupCosine(learning_rate, min(20, steps), max(steps, 1), learning_rate * 0.1)
     losses = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, desc=f"train {model.kind}", dynamic_ncols=True, mininterval=0.5)
+    bar = progress_bar(progress, steps, f"train {model.kind}")
     for step in range(steps):
         nn.set_lr(opt, schedule(step))
         batch = [data[i] for i in rng.integers(0, len(data), batch_size)]

@@ -51,7 +51,7 @@ class PolicyStepSampler:
         dec = self._dec()
         B = dec.batch_size
         start = [len(t) for t in self._new]
-        in_step = ~self._done.copy()
+        in_step = ~self._done  # a new array: the loop below narrows it
         while in_step.any():
             logp = filter_logits(dec.logits, self.temperature)
             nxt = sample_from(logp, self.generator)
