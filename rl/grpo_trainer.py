@@ -7,6 +7,9 @@ GRPOTrainer):
     2. sample G = num_generations completions of each with `rl.sampling.solve` at `temperature`;
     3. score them (the sum of the reward functions, rl/rewards.py) and turn the rewards into
        group-relative advantages Â_i = (r_i - mean_group) / (std_group + eps)  (rl.grpo.group_advantages);
+       with process supervision (`process_rewards`), a step reward function scores every line
+       instead and each token gets the group-normalized reward-to-go of its line
+       (rl.grpo.process_advantages, DeepSeekMath §4.1.3);
        with DAPO's dynamic sampling, groups whose rewards are all equal (Â = 0: no signal) are
        dropped and more problems drawn, a bounded number of times;
     4. right-pad prompt + completion into one token batch with a mask on the completion tokens, and
@@ -51,10 +54,18 @@ from nn import GPT, Module
 from nn.files import atomic_write_bytes, atomic_write_text
 from tinygrad_lite import Tensor
 
-from .grpo import GRPOConfig, group_advantages, grpo_loss, token_logprobs
+from .grpo import GRPOConfig, group_advantages, grpo_loss, process_advantages, token_logprobs
 from .policy import greedy_accuracy
 from .progress import progress_bar
-from .rewards import WeightedRewardFn, compute_rewards, correctness_reward, weighted_terms
+from .rewards import (
+    StepRewardFn,
+    WeightedRewardFn,
+    compute_rewards,
+    correctness_reward,
+    prm_step_reward,
+    step_correctness_reward,
+    weighted_terms,
+)
 from .sampling import Solution, solve
 from .task import (
     LEVELS,
@@ -80,6 +91,7 @@ LOG_KEYS: dict[str, str] = {
     "reward_L{level}": "mean reward at one difficulty level (None when no problem of it was drawn)",
     "reward/{name}": "mean of one reward function's (weighted) term",
     "frac_reward_zero_std": "fraction of sampled groups whose G rewards are all equal (no learning signal)",
+    "step_reward": "mean step reward over every line of the trained completions (process supervision; else None)",
     "num_groups": "groups trained on (fewer than prompts_per_step when dynamic sampling ran short)",
     "num_draws": "batches of prompts drawn (1 without dynamic sampling)",
     "completion_length": "mean completion length in tokens",
@@ -97,6 +109,9 @@ EVAL_KEYS: dict[str, str] = {
     "accuracy_L{level}": "held-out greedy accuracy at one level (first eval_problems of the fixed test set)",
     "accuracy_mean": "mean of the per-level accuracies",
 }
+
+
+PROCESS_REWARDS = ("none", "checker", "prm", "custom")  # GRPOTrainerConfig.process_rewards
 
 
 def _seed_for(*keys: int) -> int:
@@ -120,6 +135,11 @@ class GRPOTrainerConfig:
     dynamic_sampling / max_extra_draws: DAPO (Yu et al. 2025, §3.2): drop the groups whose rewards
         are all equal and draw up to max_extra_draws more batches of P problems to refill;
     log_kl: compute reference log-probs even when beta = 0, to log the KL;
+    process_rewards: where the advantages come from. "none": the outcome rewards (GRPO); otherwise
+        process supervision from a step reward function: "checker" (rl.rewards.step_correctness_reward,
+        a rule), "prm" (the shipped PRM's step scores, rl.rewards.prm_step_reward) or "custom" (the
+        step_reward_fn given to GRPOTrainer). The reward functions are still computed and logged;
+        dynamic sampling still judges a group by them;
     use_lora / lora_r / lora_alpha / lora_targets: train LoRA adapters only (lora.apply_lora);
     eval_interval (0: never) / eval_problems: greedy accuracy on the first eval_problems of each
         level's fixed test set; save_interval (0: only at the end): checkpoints in `run`.
@@ -138,6 +158,7 @@ class GRPOTrainerConfig:
     dynamic_sampling: bool = False
     max_extra_draws: int = 3
     log_kl: bool = False
+    process_rewards: str = "none"
     use_lora: bool = False
     lora_r: int = 8
     lora_alpha: float = 16.0
@@ -184,6 +205,9 @@ class GRPOTrainerConfig:
         for name in ("dynamic_sampling", "log_kl", "use_lora"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"GRPOTrainerConfig.{name}: {getattr(self, name)!r} is not a bool")
+        if self.process_rewards not in PROCESS_REWARDS:
+            raise ValueError(f"GRPOTrainerConfig.process_rewards: {self.process_rewards!r} is not one of "
+                             f"{', '.join(PROCESS_REWARDS)}")
         if not isinstance(self.lora_targets, str):
             self.lora_targets = tuple(self.lora_targets)
 
@@ -202,9 +226,9 @@ class Rollouts:
 
     inputs / targets (N, T): prompt + completion right-padded with PAD_ID, shifted by one (the
     model reads inputs[:, t] and is scored on targets[:, t]); mask (N, T): True where targets[:, t]
-    is a completion token; truncated (N,): the completion never emitted "$". rewards and
-    advantages (N,); reward_parts: each reward function's (weighted) term; ref_logp (N, T): the
-    reference's log-probs of the targets (None without a reference).
+    is a completion token; truncated (N,): the completion never emitted "$". rewards (N,);
+    advantages (N,), or (N, T) per token with process supervision; reward_parts: each reward
+    function's (weighted) term; ref_logp (N, T): the reference's log-probs of the targets (None without a reference).
     stats: reward statistics over *every* completion sampled this step (with dynamic sampling
     also the dropped groups), which is what says how the policy is doing."""
 
@@ -245,6 +269,20 @@ class _Bundle(Module):
             self.reference = reference
 
 
+def _step_reward_fn(process_rewards: str, given: StepRewardFn | None) -> StepRewardFn | None:
+    """The step reward function that GRPOTrainerConfig.process_rewards names (None: outcome rewards)."""
+    if (given is not None) != (process_rewards == "custom"):
+        raise ValueError(f"GRPOTrainer: pass step_reward_fn exactly when process_rewards='custom' "
+                         f"(got process_rewards={process_rewards!r} and step_reward_fn={given!r})")
+    if process_rewards == "checker":
+        return step_correctness_reward
+    if process_rewards == "prm":
+        from .shipped import load_shipped_reward_model
+
+        return prm_step_reward(load_shipped_reward_model("prm"))
+    return given
+
+
 def _frozen_copy(model: GPT) -> GPT:
     # Its own generator for the throw-away init, so the global default generator is not advanced.
     copy = GPT(model.config, dtype=model.transformer.wte.weight.dtype, generator=tg.Generator(0))
@@ -264,11 +302,13 @@ class GRPOTrainer:
     reward_fns: one function, or a list of functions or (weight, function) pairs; rewards are summed.
     reference: the KL reference; None gives a frozen copy of the starting policy when one is
         needed (beta > 0 or log_kl), or the adapter-free policy with use_lora.
+    step_reward_fn: with config.process_rewards="custom", the step reward function
+        (rl.rewards.StepRewardFn: one reward per line of each completion).
     """
 
     def __init__(self, policy: GPT, config: GRPOTrainerConfig | None = None,
                  reward_fns: WeightedRewardFn | Sequence[WeightedRewardFn] = correctness_reward,
-                 reference: GPT | None = None) -> None:
+                 reference: GPT | None = None, step_reward_fn: StepRewardFn | None = None) -> None:
         import lora  # rl may use lora; imported here so plain GRPO runs never load it
 
         self.config = c = config if config is not None else GRPOTrainerConfig()
@@ -289,6 +329,7 @@ class GRPOTrainer:
             raise ValueError(f"GRPOTrainer: block_size={policy.config.block_size} is too short for levels "
                              f"{list(c.levels)}: a prompt and its solution take up to {need} tokens")
         self.reward_terms = weighted_terms(reward_fns)  # (weight, unique name, function)
+        self.step_reward_fn = _step_reward_fn(c.process_rewards, step_reward_fn)
         self._reward_pairs = [(w, f) for w, _, f in self.reward_terms]
         self.policy = policy
         if c.use_lora:
@@ -319,6 +360,36 @@ class GRPOTrainer:
         self._eval_sets = {lv: test_set(lv)[: c.eval_problems] for lv in c.levels}
 
     # ------------------------------------------------------------------ sampling
+    def _token_advantages(self, problems: list[Problem], completions: list[str],
+                          mask: np.ndarray) -> tuple[np.ndarray, float]:
+        """(N, T) process-supervision advantages on the completion tokens (0 elsewhere) and the mean
+        step reward. A token's step is its line: the number of newlines before it (a line's "\n"
+        belongs to it). Tokens past the last scored line count as that line."""
+        fn = self.step_reward_fn
+        assert fn is not None
+        name = getattr(fn, "__name__", type(fn).__name__)
+        step_rewards = fn(problems, completions)
+        if len(step_rewards) != len(completions):
+            raise ValueError(f"step reward function {name!r} returned {len(step_rewards)} lists for "
+                             f"{len(completions)} completions (it must return one list per completion)")
+        rewards = [np.asarray(r, dtype=np.float64).ravel() for r in step_rewards]
+        for i, r in enumerate(rewards):
+            if r.size == 0 or not np.all(np.isfinite(r)):
+                raise ValueError(f"step reward function {name!r} returned {r.tolist()} for completion {i}; "
+                                 f"every completion needs at least one finite step reward")
+        steps = []
+        for c, r in zip(completions, rewards):
+            newline = np.array([ch == "\n" for ch in c], dtype=np.int64)
+            before = np.cumsum(newline) - newline  # newlines strictly before each character
+            steps.append(np.minimum(before, r.size - 1))
+        per_token = process_advantages(rewards, steps, self.config.grpo.num_generations)
+        adv = np.zeros(mask.shape, dtype=np.float64)
+        for i, a in enumerate(per_token):
+            if a.size != int(mask[i].sum()):
+                raise AssertionError(f"completion {i}: {a.size} characters but {int(mask[i].sum())} tokens")
+            adv[i, mask[i]] = a
+        return adv, float(np.mean(np.concatenate(rewards)))
+
     def _truncate(self, sol: Solution) -> Solution:
         """Cut a completion to max_completion_length tokens (it then counts as truncated)."""
         L = self.config.grpo.max_completion_length
@@ -377,6 +448,7 @@ class GRPOTrainer:
             "num_draws": draws,
             "completion_length": float(np.mean(lengths)),
             "truncated_frac": float(np.mean(truncated_all)),
+            "step_reward": None,
         }
         problems = [p for p, sols, _, _ in kept for _ in sols]
         solutions = [s for _, sols, _, _ in kept for s in sols]
@@ -392,6 +464,8 @@ class GRPOTrainer:
         mask = y != -100  # encode_examples marks prompt and padding targets -100
         targets = np.where(mask, y, PAD_ID)  # any valid id: masked positions are never read
         truncated = np.array([not s.completion.endswith("$") for s in solutions])
+        if self.step_reward_fn is not None:
+            advantages, stats["step_reward"] = self._token_advantages(problems, [s.completion for s in solutions], mask)
         batch = Rollouts(step, problems, solutions, rewards, parts, advantages, x, targets, mask, truncated, None,
                          stats, num_groups=len(kept))
         if self.uses_reference:
@@ -419,8 +493,8 @@ class GRPOTrainer:
             else:  # grpo, dr_grpo: a mean over the part's sequences, re-weighted by its share of them
                 weight = n * len(rows) / N
             ref = None if batch.ref_logp is None else batch.ref_logp[rows, :width]
-            out.append(_MicroBatch(rows, batch.inputs[rows, :width], batch.targets[rows, :width], m,
-                                   batch.advantages[rows], ref, weight))
+            adv = batch.advantages[rows] if batch.advantages.ndim == 1 else batch.advantages[rows, :width]
+            out.append(_MicroBatch(rows, batch.inputs[rows, :width], batch.targets[rows, :width], m, adv, ref, weight))
         return out
 
     def _forward_logprobs(self, model: Module, inputs: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:

@@ -25,9 +25,13 @@ import numpy as np
 
 from .search import AGGREGATIONS
 from .search import aggregate as aggregate_scores
-from .task import ANSWER_RE, STEP_RE, TOKENIZER, Problem, answer_of, split_steps
+from .task import ANSWER_RE, STEP_RE, TOKENIZER, Problem, answer_of, check, split_steps
 
 RewardFn = Callable[[Sequence[Problem], Sequence[str]], list[float]]
+# A step reward function scores every line of every completion: one list of floats per completion,
+# its k-th entry the reward of line k (the answer line last). The GRPO trainer turns these into
+# per-token advantages (process supervision, rl.grpo.process_advantages).
+StepRewardFn = Callable[[Sequence[Problem], Sequence[str]], list[list[float]]]
 WeightedRewardFn = RewardFn | tuple[float, RewardFn]  # a bare function has weight 1
 
 
@@ -116,6 +120,23 @@ def overlong_penalty(max_len: int, cache_len: int) -> RewardFn:
     return penalty
 
 
+def _step_scores(who: str, prm: StepScorer, problems: Sequence[Problem],
+                 completions: Sequence[str]) -> list[list[float]]:
+    """The PRM's step scores of every completion, scoring all completions of one prompt together."""
+    by_prompt: dict[str, list[int]] = {}
+    for i, p in enumerate(problems):
+        by_prompt.setdefault(p.prompt, []).append(i)
+    out: list[list[float]] = [[] for _ in completions]
+    for prompt, rows in by_prompt.items():
+        scores = prm.score(prompt, [completions[i] for i in rows])
+        if len(scores) != len(rows):
+            raise ValueError(f"{who}: the PRM returned {len(scores)} score lists for "
+                             f"{len(rows)} completions of prompt {prompt!r}")
+        for i, sc in zip(rows, scores):
+            out[i] = list(sc)
+    return out
+
+
 def process_reward(prm: StepScorer, aggregate: str = "min") -> RewardFn:
     """A process reward: the PRM's step scores of each completion, aggregated into one number
     (rl.search.aggregate: "min", "prod", "last" or "mean"; "min" by default, as a chain is as
@@ -131,21 +152,49 @@ def process_reward(prm: StepScorer, aggregate: str = "min") -> RewardFn:
 
     def reward(problems: Sequence[Problem], completions: Sequence[str]) -> list[float]:
         _check_inputs("process_reward", problems, completions)
-        by_prompt: dict[str, list[int]] = {}
-        for i, p in enumerate(problems):
-            by_prompt.setdefault(p.prompt, []).append(i)
-        out = [0.0] * len(completions)
-        for prompt, rows in by_prompt.items():
-            scores = prm.score(prompt, [completions[i] for i in rows])
-            if len(scores) != len(rows):
-                raise ValueError(f"process_reward: the PRM returned {len(scores)} score lists for "
-                                 f"{len(rows)} completions of prompt {prompt!r}")
-            for i, s in zip(rows, scores):
-                out[i] = aggregate_scores(s, aggregate) if len(s) else 0.0  # type: ignore[arg-type]
-        return out
+        return [aggregate_scores(s, aggregate) if len(s) else 0.0  # type: ignore[arg-type]
+                for s in _step_scores("process_reward", prm, problems, completions)]
 
     reward.__name__ = f"process_reward_{aggregate}"
     return reward
+
+
+def step_correctness_reward(problems: Sequence[Problem], completions: Sequence[str]) -> list[list[float]]:
+    """A rule-based process reward: for each line of a completion, 1.0 if that line and every line
+    before it are correct (rl.task.check: well formed, right arithmetic, chained from the previous
+    result, the problem's operation, and for the answer line the final value at the right place),
+    else 0.0. A line after the first error earns 0 even when its own arithmetic is right: it
+    continues a chain that has already failed. A completion with no line gets [0.0].
+
+    This is the exact version of what a PRM estimates: the checker's step labels, with everything
+    from the first error on labelled wrong (PRM800K stops labelling at the first error, Lightman
+    et al. 2023). It is still a *rule*, like DeepSeek-R1's rewards, not a learned model."""
+    _check_inputs("step_correctness_reward", problems, completions)
+    out = []
+    for p, c in zip(problems, completions):
+        labels = check(p, c).step_labels()
+        n = max(1, len(split_steps(c)))
+        ok = np.zeros(n)
+        first_error = next((k for k, good in enumerate(labels) if not good), len(labels))
+        ok[: min(first_error, n)] = 1.0
+        out.append(ok.tolist())
+    return out
+
+
+def prm_step_reward(prm: StepScorer) -> StepRewardFn:
+    """A learned process reward: the PRM's score (a probability) of each line of each completion.
+    Completions are scored one prompt at a time. A completion with no scored line gets [0.0]."""
+    if not callable(getattr(prm, "score", None)):
+        raise TypeError(f"prm_step_reward: prm must have a .score(prompt, completions) method, "
+                        f"got a {type(prm).__name__}")
+
+    def step_reward(problems: Sequence[Problem], completions: Sequence[str]) -> list[list[float]]:
+        _check_inputs("prm_step_reward", problems, completions)
+        return [[float(v) for v in s] if len(s) else [0.0]
+                for s in _step_scores("prm_step_reward", prm, problems, completions)]
+
+    step_reward.__name__ = "prm_step_reward"
+    return step_reward
 
 
 def _is_pair(x: object) -> bool:

@@ -96,6 +96,8 @@ BAD_INPUTS = [
     (["grpo", "--policy", "orm"], "'orm'"),
     (["grpo", "--resume", "--out", "{missing_dir}"], "ckpt.npz"),
     (["grpo", "--out", "{existing}"], "--force"),
+    (["grpo", "process_rewards=custom"], "choose checker or prm"),
+    (["grpo", "process_rewards=gold"], "'gold' is not one of none, checker, prm, custom"),
     (["bogus-subcommand"], "'bogus-subcommand'"),
 ]
 

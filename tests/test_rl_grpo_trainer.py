@@ -22,7 +22,7 @@ import lora
 import nn
 import tinygrad_lite as tg
 from nn import GPT, GPTConfig
-from rl.grpo import GRPOConfig
+from rl.grpo import GRPOConfig, process_advantages
 from rl.grpo_trainer import (
     EVAL_KEYS,
     LOG_KEYS,
@@ -38,7 +38,9 @@ from rl.rewards import (
     format_reward,
     is_well_formed,
     overlong_penalty,
+    prm_step_reward,
     process_reward,
+    step_correctness_reward,
 )
 from rl.task import LEVELS, TOKENIZER, Problem, max_sequence_length
 from rl.task import test_set as fixed_test_set  # aliased: pytest would collect a name starting with test_
@@ -167,6 +169,26 @@ def test_process_reward_aggregates_step_scores_per_prompt() -> None:
         process_reward(object())
 
 
+def test_step_correctness_reward_is_one_up_to_the_first_error() -> None:
+    lucky = "7+5=12\n12*3=99\n36-4=32\nA:32$"  # right answer through a wrong second step
+    early = "7+5=12\n12*3=36\nA:36$"  # stops a step early: its answer line is not the final value
+    got = step_correctness_reward([P, P, P, P, Q, Q], [RIGHT, lucky, early, "7+5=12\n12*3", "", "3+4=8\n8+0=8\nA:8$"])
+    assert got == [[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 0.0], [0.0],
+                   [0.0, 0.0, 0.0]]  # after an error even right arithmetic (8+0=8) earns 0
+    with pytest.raises(ValueError, match="2 problems for 1 completions"):
+        step_correctness_reward([P, P], [RIGHT])
+
+
+def test_prm_step_reward_passes_the_prms_step_scores() -> None:
+    prm = FakePRM()
+    lucky = "7+5=12\n12*3=99\n36-4=32\nA:32$"
+    got = prm_step_reward(prm)([P, Q, P], [RIGHT, "", lucky])
+    assert got == [[0.9] * 4, [0.0], [0.9, 0.2, 0.2, 0.9]]  # no steps: [0.0]; each line as the PRM scores it
+    assert prm.calls == [(P.prompt, 2), (Q.prompt, 1)]
+    with pytest.raises(TypeError, match=r"must have a \.score"):
+        prm_step_reward(object())
+
+
 def test_combine_and_compute_rewards() -> None:
     fn = combine(correctness_reward, (0.5, format_reward), (2.0, overlong_penalty(20, 5)))
     wrong_long = "1+1=2\n" * 3 + "A:2$"  # 22 tokens: well formed, wrong, over max_len
@@ -270,6 +292,57 @@ def test_micro_batches_give_the_whole_batch_gradient(loss_type: str) -> None:
         grads.append([p.grad.numpy().copy() for p in policy.parameters()])
     for whole, split in zip(*grads):
         np.testing.assert_allclose(split, whole, rtol=1e-9, atol=1e-13)
+
+
+def line_digit_reward(problems: Sequence[Problem], completions: Sequence[str]) -> list[list[float]]:
+    """A step reward that varies between the lines of untrained samples: each line's digit count."""
+    return [[float(sum(ch.isdigit() for ch in line)) for line in c.split("\n")] for c in completions]
+
+
+def test_process_rewards_give_each_token_its_lines_reward_to_go() -> None:
+    trainer = GRPOTrainer(tiny_policy(), tiny_config(process_rewards="custom"), correctness_reward,
+                          step_reward_fn=line_digit_reward)
+    row = trainer.train_step()
+    batch = trainer.last_rollouts
+    assert batch is not None and batch.advantages.shape == batch.mask.shape
+    assert not np.any(batch.advantages[~batch.mask])
+    completions = [s.completion for s in batch.solutions]
+    steps = [np.array([c[:t].count("\n") for t in range(len(c))]) for c in completions]  # the line of each char
+    expected = process_advantages(line_digit_reward(batch.problems, completions), steps, 4)
+    for i, e in enumerate(expected):
+        np.testing.assert_allclose(batch.advantages[i][batch.mask[i]], e, rtol=0, atol=0)
+    assert np.any(batch.advantages) and row["step_reward"] == pytest.approx(
+        np.mean(np.concatenate(line_digit_reward(batch.problems, completions))))
+    assert row["reward/correctness_reward"] == 0.0  # the outcome reward is still logged
+
+
+def test_process_rewards_micro_batches_give_the_whole_batch_gradient() -> None:
+    grads = []
+    for micro in (None, 3):
+        policy = tiny_policy()
+        trainer = GRPOTrainer(policy, tiny_config(prompts_per_step=5, micro_batch_size=micro, process_rewards="custom"),
+                              correctness_reward, step_reward_fn=line_digit_reward)
+        trainer.train_step()
+        grads.append([p.grad.numpy().copy() for p in policy.parameters()])
+    for whole, split in zip(*grads):
+        np.testing.assert_allclose(split, whole, rtol=1e-9, atol=1e-13)
+
+
+def test_process_rewards_choose_the_step_reward_function() -> None:
+    assert GRPOTrainer(tiny_policy(), tiny_config()).step_reward_fn is None
+    assert GRPOTrainer(tiny_policy(), tiny_config(process_rewards="checker")).step_reward_fn is step_correctness_reward
+    assert GRPOTrainer(tiny_policy(), tiny_config(process_rewards="prm")).step_reward_fn.__name__ == "prm_step_reward"
+    with pytest.raises(ValueError, match="exactly when process_rewards='custom'"):
+        GRPOTrainer(tiny_policy(), tiny_config(process_rewards="custom"))
+    with pytest.raises(ValueError, match="exactly when process_rewards='custom'"):
+        GRPOTrainer(tiny_policy(), tiny_config(), step_reward_fn=line_digit_reward)
+
+    def empty(problems: Sequence[Problem], completions: Sequence[str]) -> list[list[float]]:
+        return [[] for _ in completions]
+
+    trainer = GRPOTrainer(tiny_policy(), tiny_config(process_rewards="custom"), step_reward_fn=empty)
+    with pytest.raises(ValueError, match="'empty' returned .* needs at least one finite step reward"):
+        trainer.train_step()
 
 
 def test_problems_are_seeded_by_step_and_never_from_the_test_set() -> None:
@@ -421,6 +494,7 @@ def test_plot_is_skipped_without_matplotlib(tmp_path: Path, monkeypatch: pytest.
     ("eval_problems", 500, "more than the 200 problems"),
     ("betas", (0.9, 1.0), r"betas: \(0.9, 1.0\) is not a pair"),
     ("use_lora", "yes", "use_lora: 'yes' is not a bool"),
+    ("process_rewards", "gold", "process_rewards: 'gold' is not one of none, checker, prm, custom"),
     ("grpo", {"num_generations": 1}, r"GRPOConfig.num_generations: 1 is not an int >= 2"),
 ])
 def test_bad_config_values_raise_clear_errors(field: str, value: Any, match: str) -> None:

@@ -178,7 +178,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                  "Group Relative Policy Optimization (DeepSeekMath): sample G completions per problem, reward "
                  "the right answers, push the policy toward the better-than-group-average ones. Settings "
                  "(key=value) are rl.GRPOTrainerConfig's, and grpo.FIELD sets a field of its rl.GRPOConfig, "
-                 "e.g. steps=50 prompts_per_step=16 grpo.num_generations=8 grpo.beta=0.04 levels=1,2.\n"
+                 "e.g. steps=50 prompts_per_step=16 grpo.num_generations=8 grpo.beta=0.04 levels=1,2; "
+                 "process_rewards=checker (or prm) trains on per-step rewards instead of the answer's.\n"
                  "Writes to --out: grpo_log.csv (every step), grpo.png and ckpt.npz (every save_interval "
                  "steps and at the end), grpo_config.json.\n"
                  "Ctrl-C finishes the current step and writes a resumable checkpoint; --resume continues it "
@@ -769,6 +770,9 @@ def _grpo(args: argparse.Namespace) -> int:
     if args.resume and args.force:
         raise UsageError("--resume continues the run in --out and --force replaces it: choose one")
     settings = _parse_settings(args.overrides, GRPOTrainerConfig, nested={"grpo": GRPOConfig})
+    if settings.get("process_rewards") == "custom":
+        raise UsageError("process_rewards=custom takes a Python step reward function (rl.GRPOTrainer's "
+                         "step_reward_fn); on the command line choose checker or prm")
     if args.lora:
         settings["use_lora"] = True
     out = args.out
