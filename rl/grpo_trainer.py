@@ -95,6 +95,8 @@ LOG_KEYS: dict[str, str] = {
     "num_groups": "groups trained on (fewer than prompts_per_step when dynamic sampling ran short)",
     "num_draws": "batches of prompts drawn (1 without dynamic sampling)",
     "completion_length": "mean completion length in tokens",
+    "completion_length_correct": "mean length of the completions with the right answer (None when there are none)",
+    "completion_length_wrong": "mean length of the completions with a wrong or missing answer (None when none)",
     "truncated_frac": "fraction of completions that never emitted the end token $",
     "entropy": "mean per-token entropy (nats) of the policy's sampling distribution on the completions",
     "kl": "mean per-token estimate (kl_estimator, k3 by default) of KL(policy || reference); None without one",
@@ -406,6 +408,7 @@ class GRPOTrainer:
         G = g.num_generations
         kept: list[tuple[Problem, list[Solution], np.ndarray, dict[str, np.ndarray]]] = []
         sampled_rewards, sampled_levels, lengths, truncated_all, flat_groups = [], [], [], [], []
+        right: list[bool] = []
         sampled_parts: dict[str, list[np.ndarray]] = {name: [] for _, name, _ in self.reward_terms}
         draws = 0
         for draw in range(1 + (c.max_extra_draws if c.dynamic_sampling else 0)):
@@ -420,6 +423,7 @@ class GRPOTrainer:
             sampled_rewards.append(rewards)
             sampled_levels.extend(p.level for p in reps)
             lengths.extend(len(s.logprobs) for s in sols)
+            right.extend(s.verdict.answer_correct for s in sols)
             truncated_all.extend(not s.completion.endswith("$") for s in sols)
             for name, v in parts.items():
                 sampled_parts[name].append(v)
@@ -447,6 +451,8 @@ class GRPOTrainer:
             "num_groups": len(kept),
             "num_draws": draws,
             "completion_length": float(np.mean(lengths)),
+            **{f"completion_length_{name}": (float(np.mean(np.array(lengths)[sel])) if sel.any() else None)
+               for name, sel in (("correct", np.array(right)), ("wrong", ~np.array(right)))},
             "truncated_frac": float(np.mean(truncated_all)),
             "step_reward": None,
         }
@@ -751,7 +757,8 @@ def plot_logs(logs: Sequence[dict[str, Any]], path: str | Path, title: str = "GR
           "greedy accuracy (fraction correct)", "Held-out greedy accuracy", marker="o")
     panel(ax[0, 2], [("kl", "k3 estimate vs reference")], "KL (nats per token)", "KL(policy || reference)")
     panel(ax[1, 0], [("entropy", "policy at sampling temperature")], "entropy (nats per token)", "Token entropy")
-    panel(ax[1, 1], [("completion_length", "mean completion")], "length (tokens)", "Completion length")
+    panel(ax[1, 1], [("completion_length", "all"), ("completion_length_correct", "right answer"),
+                     ("completion_length_wrong", "wrong answer")], "length (tokens)", "Completion length")
     panel(ax[1, 2], [("clip_frac_region", "tokens clipped"), ("frac_reward_zero_std", "groups with equal rewards"),
                      ("truncated_frac", "completions without $")], "fraction", "Clipping and wasted groups")
     fig.suptitle(title)

@@ -236,6 +236,8 @@ def test_one_step_changes_the_policy_and_logs_sane_metrics() -> None:
     assert row["kl"] >= 0.0 and row["ratio_mean"] == 1.0  # μ = 1: π_old is the policy itself
     assert row["num_groups"] == 3 and row["num_draws"] == 1 and row["completion_length"] >= 1
     assert row["reward_L1"] == row["reward"] and row["reward/correctness_reward"] == 0.0
+    # an untrained policy never answers right: every completion is a wrong one
+    assert row["completion_length_correct"] is None and row["completion_length_wrong"] == row["completion_length"]
     assert math.isfinite(row["loss"]) and row["seconds"] > 0
 
 
