@@ -104,7 +104,7 @@ LOG_KEYS: dict[str, str] = {
     "clip_frac_high": "fraction of tokens whose ratio was clipped above (1 + epsilon_high, advantage > 0)",
     "clip_frac_region": "clip_frac_low + clip_frac_high",
     "ratio_mean": "mean importance ratio pi_theta / pi_old over completion tokens",
-    "lr": "learning rate",
+    "lr": "learning rate of this step's updates (GRPOTrainerConfig.lr_at)",
     "seconds": "wall-clock seconds of the step (sampling + updates + evaluation)",
 }
 EVAL_KEYS: dict[str, str] = {
@@ -114,6 +114,7 @@ EVAL_KEYS: dict[str, str] = {
 
 
 PROCESS_REWARDS = ("none", "checker", "prm", "custom")  # GRPOTrainerConfig.process_rewards
+LR_SCHEDULERS = ("constant", "linear")  # GRPOTrainerConfig.lr_scheduler
 
 
 def _seed_for(*keys: int) -> int:
@@ -131,6 +132,9 @@ class GRPOTrainerConfig:
     learning_rate / weight_decay / betas / grad_clip: AdamW and gradient clipping (TRL's defaults for
         weight_decay 0, betas (0.9, 0.999) and max_grad_norm 1.0; the learning rate is ours, for
         models of ~1M parameters, where TRL's 1e-6 would barely move anything: not tuned);
+    warmup_steps / lr_scheduler: the learning rate rises linearly over the first warmup_steps steps,
+        then stays ("constant") or falls linearly towards 0 at `steps` ("linear", the default schedule
+        of HF transformers' Trainer, which TRL's GRPOTrainer inherits); see `lr_at`;
     prompts_per_step P (G·P completions per step), levels (drawn uniformly per problem), steps, seed;
     micro_batch_size: completions per forward/backward (None: all at once); gradients accumulate
         and the loss is normalized over the whole batch whatever the split;
@@ -149,6 +153,8 @@ class GRPOTrainerConfig:
 
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     learning_rate: float = 1e-4
+    warmup_steps: int = 0
+    lr_scheduler: str = "constant"
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
@@ -181,7 +187,8 @@ class GRPOTrainerConfig:
                 raise ValueError(f"GRPOTrainerConfig.{name}: {v!r} is not an int >= {low}")
 
         for name, low in (("prompts_per_step", 1), ("steps", 1), ("seed", 0), ("max_extra_draws", 0),
-                          ("lora_r", 1), ("eval_interval", 0), ("eval_problems", 1), ("save_interval", 0)):
+                          ("warmup_steps", 0), ("lora_r", 1), ("eval_interval", 0), ("eval_problems", 1),
+                          ("save_interval", 0)):
             whole(name, low)
         if self.micro_batch_size is not None:
             whole("micro_batch_size", 1)
@@ -207,11 +214,26 @@ class GRPOTrainerConfig:
         for name in ("dynamic_sampling", "log_kl", "use_lora"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"GRPOTrainerConfig.{name}: {getattr(self, name)!r} is not a bool")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ValueError(f"GRPOTrainerConfig.lr_scheduler: {self.lr_scheduler!r} is not one of "
+                             f"{', '.join(LR_SCHEDULERS)}")
         if self.process_rewards not in PROCESS_REWARDS:
             raise ValueError(f"GRPOTrainerConfig.process_rewards: {self.process_rewards!r} is not one of "
                              f"{', '.join(PROCESS_REWARDS)}")
         if not isinstance(self.lora_targets, str):
             self.lora_targets = tuple(self.lora_targets)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of the updates of step `step` (0-based: the number of steps done before it).
+        Warmup: learning_rate · (step + 1) / warmup_steps, so no step is wasted at 0. After it,
+        "constant": learning_rate; "linear": learning_rate · (steps - step) / (steps - warmup_steps),
+        which reaches learning_rate / (steps - warmup_steps) at the last step. (Raising `steps` when
+        resuming stretches the remaining linear decay.)"""
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        if self.lr_scheduler == "linear":
+            return self.learning_rate * max(self.steps - step, 0) / max(self.steps - self.warmup_steps, 1)
+        return self.learning_rate
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -539,6 +561,8 @@ class GRPOTrainer:
         c, g = self.config, self.config.grpo
         t0 = time.perf_counter()
         batch = self.rollout(self.step)
+        lr = c.lr_at(self.step)
+        nn.set_lr(self.optimizer, lr)
         losses: list[float] = []
         self.last_iterations, self.last_old_logp = [], None
         if batch.problems:
@@ -561,7 +585,7 @@ class GRPOTrainer:
         averaged = _mean_of(self.last_iterations)
         for key in ("entropy", "kl", "clip_frac_low", "clip_frac_high", "clip_frac_region", "ratio_mean"):
             row[key] = averaged.get(key)
-        row["lr"] = c.learning_rate
+        row["lr"] = lr
         if c.eval_interval and self.step % c.eval_interval == 0:
             row.update(self.evaluate())
         row["seconds"] = time.perf_counter() - t0

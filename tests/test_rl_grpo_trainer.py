@@ -347,6 +347,18 @@ def test_process_rewards_choose_the_step_reward_function() -> None:
         trainer.train_step()
 
 
+def test_learning_rate_schedule_by_hand() -> None:
+    constant = GRPOTrainerConfig(learning_rate=1e-3, steps=10, warmup_steps=4)
+    assert [constant.lr_at(s) for s in (0, 1, 3, 4, 9)] == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3])
+    linear = GRPOTrainerConfig(learning_rate=1e-3, steps=10, warmup_steps=4, lr_scheduler="linear")
+    assert [linear.lr_at(s) for s in (0, 3, 4, 7, 9)] == pytest.approx([2.5e-4, 1e-3, 1e-3, 5e-4, 1e-3 / 6])
+    assert GRPOTrainerConfig(learning_rate=1e-3, steps=4, lr_scheduler="linear").lr_at(0) == 1e-3
+    trainer = GRPOTrainer(tiny_policy(), tiny_config(learning_rate=1e-2, warmup_steps=2), digit_reward)
+    rows = [trainer.train_step() for _ in range(3)]
+    assert [r["lr"] for r in rows] == pytest.approx([5e-3, 1e-2, 1e-2])
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2)
+
+
 def test_problems_are_seeded_by_step_and_never_from_the_test_set() -> None:
     trainer = GRPOTrainer(tiny_policy(), tiny_config(prompts_per_step=40), digit_reward)
     a, b, c = trainer.rollout(4), trainer.rollout(4), trainer.rollout(5)
@@ -496,6 +508,8 @@ def test_plot_is_skipped_without_matplotlib(tmp_path: Path, monkeypatch: pytest.
     ("eval_problems", 500, "more than the 200 problems"),
     ("betas", (0.9, 1.0), r"betas: \(0.9, 1.0\) is not a pair"),
     ("use_lora", "yes", "use_lora: 'yes' is not a bool"),
+    ("lr_scheduler", "cosine", "lr_scheduler: 'cosine' is not one of constant, linear"),
+    ("warmup_steps", -1, "warmup_steps: -1 is not an int >= 0"),
     ("process_rewards", "gold", "process_rewards: 'gold' is not one of none, checker, prm, custom"),
     ("grpo", {"num_generations": 1}, r"GRPOConfig.num_generations: 1 is not an int >= 2"),
 ])
