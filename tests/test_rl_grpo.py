@@ -425,3 +425,174 @@ def test_token_logprobs_against_trl() -> None:
     logits, tokens = rng.standard_normal((2, 3, 7)), rng.integers(0, 7, size=(2, 3))
     want = trl_utils.selective_log_softmax(torch.tensor(logits) / 0.7, torch.tensor(tokens)).numpy()
     np.testing.assert_allclose(token_logprobs(tg.tensor(logits), tokens, 0.7).numpy(), want, rtol=1e-10)
+
+
+def _trl_compute_loss(torch: Any, *, logp: np.ndarray, old: np.ndarray, ref: np.ndarray, adv: np.ndarray,
+                      mask: np.ndarray, loss_type: str, epsilon_low: float, epsilon_high: float, beta: float,
+                      level: str, max_completion_length: int, num_items_in_batch: float, num_processes: int = 1,
+                      grad_accum: int = 1, steps_per_generation: int = 1,
+                      use_bias_correction_kl: bool = False) -> tuple[Any, Any, dict[str, list[float]]]:
+    """Run TRL's own `GRPOTrainer._compute_loss` on these arrays: returns (loss, d loss/d logp, logged metrics).
+
+    `self` is a stub carrying only the attributes `_compute_loss` reads; its model forward
+    (`_get_per_token_logps_and_entropies`) is replaced by one that returns `logp` as the policy's
+    per-token log-probs, so everything after it (ratio, clip, KL, normalization) is TRL's code.
+    One process (or a fake multi-process accelerator whose gather/reduce are the identity), train mode.
+    """
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from trl.trainer.grpo_trainer import GRPOTrainer
+
+    per_token_logps = torch.tensor(logp, dtype=torch.float64, requires_grad=True)
+    B, T = logp.shape
+    metrics: defaultdict[str, defaultdict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    stub = SimpleNamespace(
+        _get_per_token_logps_and_entropies=lambda *args, **kwargs: (
+            per_token_logps, torch.zeros_like(per_token_logps), None),
+        aux_loss_enabled=False, top_entropy_quantile=1.0, off_policy_mask_threshold=None,
+        importance_sampling_level=level, beta=beta, loss_type=loss_type,
+        epsilon_low=epsilon_low, epsilon_high=epsilon_high,
+        use_vllm=False, vllm_importance_sampling_correction=False, _entropy_bonus_enabled=False,
+        model=SimpleNamespace(training=True), current_gradient_accumulation_steps=grad_accum,
+        max_completion_length=max_completion_length, _metrics=metrics,
+        accelerator=SimpleNamespace(num_processes=num_processes, gather=lambda x: x, gather_for_metrics=lambda x: x,
+                                    reduce=lambda x, reduction="sum": x),
+        args=SimpleNamespace(use_bias_correction_kl=use_bias_correction_kl, delta=None,
+                             steps_per_generation=steps_per_generation),
+    )
+    inputs = {
+        "prompt_ids": torch.zeros((B, 1), dtype=torch.long), "prompt_mask": torch.ones((B, 1), dtype=torch.long),
+        "completion_ids": torch.zeros((B, T), dtype=torch.long),
+        "completion_mask": torch.tensor(mask.astype(np.int32)),  # TRL's completion_mask is an int tensor
+        "advantages": torch.tensor(adv, dtype=torch.float64),
+        "old_per_token_logps": torch.tensor(old, dtype=torch.float64),
+        "ref_per_token_logps": torch.tensor(ref, dtype=torch.float64),
+        "num_items_in_batch": torch.tensor(float(num_items_in_batch), dtype=torch.float64),
+    }
+    loss = GRPOTrainer._compute_loss(stub, None, inputs)
+    loss.backward()
+    return loss.item(), per_token_logps.grad.numpy(), {k: list(v) for k, v in metrics["train"].items()}
+
+
+def _oracle_batch(level: str) -> tuple[np.ndarray, ...]:
+    """B=6 completions of up to T=5 tokens, one of them all padding (e.g. a masked truncated completion).
+
+    Padding holds finite junk (TRL multiplies it by the 0 mask, so it must not be nan). old_logp is set so
+    that the ratios π_θ/π_old (per token, or per sequence for "sequence") fall on both sides of
+    [1-ε_low, 1+ε_high] = [0.8, 1.28] for either sign of Â: clipped low (ρ < 0.8, Â < 0), clipped high
+    (ρ > 1.28, Â > 0), outside the range on the side where the min keeps the unclipped term, and inside."""
+    rng = np.random.default_rng(11)
+    lengths = np.array([5, 3, 1, 4, 0, 2])
+    mask = np.arange(5)[None, :] < lengths[:, None]
+    adv = np.array([1.3, -0.7, 0.4, -1.1, 0.9, -0.2])
+    logp = np.log(rng.uniform(0.05, 0.95, size=mask.shape))
+    ref = logp + rng.normal(0.0, 0.5, size=mask.shape)
+    if level == "token":
+        ratios = np.array([[1.45, 0.9, 1.1, 0.7, 1.6],
+                           [0.6, 1.35, 0.95, 1.0, 1.0],
+                           [1.05, 1.0, 1.0, 1.0, 1.0],
+                           [0.5, 1.2, 1.7, 0.85, 1.0],
+                           [1.0, 1.0, 1.0, 1.0, 1.0],
+                           [1.3, 0.75, 1.0, 1.0, 1.0]])
+        log_ratio = np.log(ratios)
+    else:  # the sequence ratio exp(masked mean of log ρ_t) is set exactly; tokens jitter around it
+        seq_ratio = np.array([1.45, 0.6, 0.7, 1.5, 1.0, 1.1])
+        jitter = np.where(mask, rng.normal(0.0, 0.3, size=mask.shape), 0.0)
+        jitter -= np.where(mask, jitter.sum(1, keepdims=True) / np.maximum(lengths, 1)[:, None], 0.0)
+        log_ratio = np.log(seq_ratio)[:, None] + jitter
+    old = logp - log_ratio
+    old[~mask] = rng.uniform(-9.0, -0.1, size=int((~mask).sum()))  # junk that is not logp - log ρ
+    return logp, old, ref, adv, mask
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+@pytest.mark.parametrize("level", IMPORTANCE_SAMPLING_LEVELS)
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_grpo_loss_against_trl(loss_type: str, level: str, beta: float) -> None:
+    """Our grpo_loss against TRL's GRPOTrainer._compute_loss on the same float64 tensors: loss and gradient.
+
+    Argument mapping (checked against trl 1.16.0, trl/trainer/grpo_trainer.py `_compute_loss`):
+      logp -> per_token_logps (what the stubbed forward returns); old_logp -> inputs["old_per_token_logps"];
+      ref_logp -> inputs["ref_per_token_logps"]; advantages (B,) -> inputs["advantages"];
+      mask -> inputs["completion_mask"] (int, no tool_mask); epsilon_low/high -> self.epsilon_low/high;
+      importance_sampling_level -> self.importance_sampling_level (TRL's "sequence" ratio is
+      exp(Σ mask·log_ratio / max(|S_i|, 1)), shape (B, 1), broadcast over the tokens, as ours);
+      beta -> self.beta with kl_estimator="k3": TRL's per_token_kl = exp(ref - logp) - (ref - logp) - 1,
+      added as +β·KL to the per-token loss, our k3 with r = ref - logp; TRL computes no KL when β = 0.
+      max_completion_length -> self.max_completion_length (dr_grpo's B·L).
+      dapo: TRL's inputs["num_items_in_batch"] is the mask count of the whole generation batch, gathered over
+      processes; it divides by num_items / num_processes · grad_accum / steps_per_generation. Here one process,
+      grad_accum = steps_per_generation = 1, and num_items = mask.sum(), which is our num_items_in_batch=None.
+      TRL's train mode divides grpo/bnpo/dr_grpo by current_gradient_accumulation_steps: 1 here (ours never does;
+      our trainer weights micro-batches itself).
+      TRL options pinned off: use_bias_correction_kl=False (TRL's default is True: it multiplies the KL by the
+      importance ratio; grpo_loss has no such option, see the xfail below), delta=None, no entropy mask, no
+      off-policy mask, no vLLM importance-sampling correction, no entropy bonus, no aux loss.
+    """
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("trl.trainer.grpo_trainer")
+    logp, old, ref, adv, mask = _oracle_batch(level)
+    eps_low, eps_high, max_len = 0.2, 0.28, 7
+    want, want_grad, trl_metrics = _trl_compute_loss(
+        torch, logp=logp, old=old, ref=ref, adv=adv, mask=mask, loss_type=loss_type, epsilon_low=eps_low,
+        epsilon_high=eps_high, beta=beta, level=level, max_completion_length=max_len,
+        num_items_in_batch=mask.sum())
+    ours = tg.tensor(logp, requires_grad=True)
+    loss, metrics = grpo_loss(ours, old, adv, mask, loss_type=loss_type, epsilon_low=eps_low, epsilon_high=eps_high,
+                              beta=beta, ref_logp=ref, kl_estimator="k3", importance_sampling_level=level,
+                              max_completion_length=max_len)
+    # clipping is active on both sides, and not everywhere, so the test sees both branches of the min
+    assert 0 < metrics["clip_frac_low"] and 0 < metrics["clip_frac_high"] and metrics["clip_frac_region"] < 1
+    assert loss.item() == pytest.approx(want, rel=1e-12, abs=1e-14)
+    loss.backward()
+    np.testing.assert_allclose(ours.grad.numpy(), want_grad, rtol=1e-10, atol=1e-14)
+    if beta > 0:  # TRL logs the KL only when it uses it: the masked token mean in both
+        assert metrics["kl"] == pytest.approx(trl_metrics["kl"][0], rel=1e-12)
+    if level == "token":  # at sequence level TRL's clip fractions count sequences, ours count tokens
+        for key, trl_key in (("clip_frac_low", "clip_ratio/low_mean"), ("clip_frac_high", "clip_ratio/high_mean"),
+                             ("clip_frac_region", "clip_ratio/region_mean")):
+            # TRL averages its clip flags as float32 (`.float()`); the counts themselves are exact
+            assert metrics[key] == pytest.approx(trl_metrics[trl_key][0], rel=1e-6)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("level", IMPORTANCE_SAMPLING_LEVELS)
+def test_grpo_loss_dapo_num_items_against_trl(level: str) -> None:
+    """dapo with TRL's data-parallel / accumulation bookkeeping: TRL is told the token count of the whole
+    generation batch (here 37, over 2 processes and steps_per_generation=4 micro-batches, with 2
+    accumulation steps per optimizer step) and divides by 37 / 2 · 2 / 4 = 9.25, which is what our
+    num_items_in_batch is (see grpo_loss's docstring)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("trl.trainer.grpo_trainer")
+    logp, old, ref, adv, mask = _oracle_batch(level)
+    want, want_grad, _ = _trl_compute_loss(
+        torch, logp=logp, old=old, ref=ref, adv=adv, mask=mask, loss_type="dapo", epsilon_low=0.2, epsilon_high=0.28,
+        beta=0.04, level=level, max_completion_length=7, num_items_in_batch=37, num_processes=2, grad_accum=2,
+        steps_per_generation=4)
+    ours = tg.tensor(logp, requires_grad=True)
+    loss, _ = grpo_loss(ours, old, adv, mask, loss_type="dapo", epsilon_low=0.2, epsilon_high=0.28, beta=0.04,
+                        ref_logp=ref, importance_sampling_level=level, num_items_in_batch=37 / 2 * 2 / 4)
+    assert loss.item() == pytest.approx(want, rel=1e-12, abs=1e-14)
+    loss.backward()
+    np.testing.assert_allclose(ours.grad.numpy(), want_grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.oracle
+@pytest.mark.xfail(strict=True, reason="TRL's default use_bias_correction_kl=True multiplies the k3 term by the "
+                                       "importance ratio (DeepSeek-V3.2); grpo_loss adds β·k3 unweighted")
+def test_grpo_loss_kl_without_trl_bias_correction() -> None:
+    """Records a known difference: with TRL's default use_bias_correction_kl=True and π_old ≠ π_θ, TRL's
+    per-token KL is ratio·k3, so the losses differ. (Skipped with a TRL that has no such option.)"""
+    torch = pytest.importorskip("torch")
+    trl_config = pytest.importorskip("trl.trainer.grpo_config")
+    if "use_bias_correction_kl" not in trl_config.GRPOConfig.__dataclass_fields__:
+        pytest.skip("this TRL has no use_bias_correction_kl")
+    logp, old, ref, adv, mask = _oracle_batch("token")
+    want, _, _ = _trl_compute_loss(
+        torch, logp=logp, old=old, ref=ref, adv=adv, mask=mask, loss_type="bnpo", epsilon_low=0.2, epsilon_high=0.28,
+        beta=0.04, level="token", max_completion_length=7, num_items_in_batch=mask.sum(), use_bias_correction_kl=True)
+    loss, _ = grpo_loss(tg.tensor(logp), old, adv, mask, loss_type="bnpo", epsilon_low=0.2, epsilon_high=0.28,
+                        beta=0.04, ref_logp=ref)
+    assert loss.item() == pytest.approx(want, rel=1e-12, abs=1e-14)
