@@ -105,7 +105,12 @@ def memory_report(config: ModelShape | str, method: str = "full", r: int = 8, ta
     "qlora" (frozen Linears in NF4 with double quantization, the rest 16-bit).
     precision: "mixed" (16-bit weights and grads + fp32 master weights and Adam state) or
     "fp32" (what our engine trains in; no separate master copy)."""
+    if isinstance(config, str) and config not in MODEL_PRESETS:
+        raise ValueError(f"memory_report: unknown preset {config!r}; the presets are {', '.join(MODEL_PRESETS)}")
     shape = MODEL_PRESETS[config] if isinstance(config, str) else config
+    for name, value in (("r", r), ("batch", batch), ("seq", seq)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"memory_report: {name}={value!r}, expected an integer >= 1")
     if method not in ("full", "lora", "qlora"):
         raise ValueError(f"memory_report: method must be full, lora or qlora, got {method!r}")
     if precision not in ("mixed", "fp32"):

@@ -90,13 +90,23 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder; give its ckpt.npz file")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz file is a zip archive (np.load would try pickle)
+            raise CheckpointError(f"{str(path)!r} is not a tglite checkpoint (not an .npz file)")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}  # reading every member checks the zip CRCs
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except ValueError as e:
+        if "pickle" not in str(e):
+            raise CheckpointError(f"checkpoint {str(path)!r} is corrupted or truncated (ValueError: {e})") from e
+        # NumPy suggests allow_pickle=True, which would run code from the file: never the fix here.
+        raise CheckpointError(f"{str(path)!r} is not a tglite checkpoint (it holds Python objects)") from e
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupted or truncated ({type(e).__name__}: {e})") from e
     if "__meta__" not in files:
-        raise CheckpointError(f"{str(path)!r} is not a tinygrad_lite checkpoint (no __meta__ entry)")
+        raise CheckpointError(f"{str(path)!r} is not a tglite checkpoint (no __meta__ entry)")
     try:
         meta = json.loads(files.pop("__meta__").tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

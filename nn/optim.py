@@ -149,9 +149,12 @@ class Adam(Optimizer):
 
     def __init__(self, params: ParamsLike, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"{type(self).__name__}: invalid lr={lr}, betas={betas}, eps={eps} or "
-                             f"weight_decay={weight_decay}")
+        checks = (("lr", lr, lr >= 0), ("eps", eps, eps >= 0), ("weight_decay", weight_decay, weight_decay >= 0),
+                  ("betas", tuple(betas), all(0.0 <= b < 1.0 for b in betas)))  # NaN fails `>= 0` too
+        bad = [f"{name}={value}" for name, value, ok in checks if not ok]
+        if bad:
+            raise ValueError(f"{type(self).__name__}: {', '.join(bad)}: lr, eps and weight_decay must be >= 0 "
+                             "and each beta in [0, 1)")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:

@@ -66,6 +66,39 @@ class TrainConfig:
     out_dir: str = "out/shakespeare-char-cpu"
     seed: int = 1337
 
+    def __post_init__(self) -> None:
+        """Check every value when the config is made (or changed with dataclasses.replace), so a bad
+        one fails with its name before any text is read, any model built or any file written."""
+        def need(ok: bool, name: str, allowed: str) -> None:
+            if not ok:
+                raise ValueError(f"TrainConfig: {name}={getattr(self, name)!r}, expected {allowed}")
+
+        def is_int(x: Any) -> bool:
+            return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+        def is_number(x: Any) -> bool:
+            return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(x)
+
+        if self.tokenizer not in ("char", "bpe"):
+            raise ValueError(f"TrainConfig: unknown tokenizer {self.tokenizer!r}; use 'char' or 'bpe'")
+        need(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64' (training needs floats)")
+        need(isinstance(self.bias, bool), "bias", "true or false")
+        need(isinstance(self.out_dir, str) and self.out_dir != "", "out_dir", "a folder name")
+        for name in ("bpe_train_chars", "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters"):
+            need(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an integer >= 1")
+        for name in ("warmup_iters", "lr_decay_iters", "checkpoint_interval", "seed"):
+            need(is_int(getattr(self, name)) and getattr(self, name) >= 0, name, "an integer >= 0")
+        need(is_int(self.bpe_vocab_size) and self.bpe_vocab_size >= 256, "bpe_vocab_size",
+             "an integer >= 256 (the 256 bytes, then one token per merge)")
+        need(self.warmup_iters <= self.lr_decay_iters, "warmup_iters",
+             f"at most lr_decay_iters={self.lr_decay_iters} (the warmup comes before the decay)")
+        need(is_number(self.learning_rate) and self.learning_rate > 0, "learning_rate", "a number > 0")
+        for name in ("min_lr", "weight_decay", "grad_clip"):
+            need(is_number(getattr(self, name)) and getattr(self, name) >= 0, name, "a number >= 0")
+        for name in ("beta1", "beta2"):
+            need(is_number(getattr(self, name)) and 0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
+        self.model_config(vocab_size=1)  # GPTConfig checks the model's shape and dropout
+
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(block_size=self.block_size, vocab_size=vocab_size, n_layer=self.n_layer,
                          n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias)
@@ -204,6 +237,8 @@ class Trainer:
         """Train until max_iters, evaluating, checkpointing and plotting along the way."""
         c = self.config
         out = Path(c.out_dir)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"Trainer.run: out_dir={str(out)!r} exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.json", json.dumps(dataclasses.asdict(c), indent=2))
         log(f"model: {self.model.num_parameters():,} parameters; vocab {self.tokenizer.vocab_size}; "

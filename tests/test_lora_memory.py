@@ -23,6 +23,11 @@ def test_7b_parameter_count_and_budgets() -> None:
     assert "qlora" in lora.memory_table("7b")
     with pytest.raises(ValueError, match="method"):
         lora.memory_report("7b", "prefix")
+    with pytest.raises(ValueError, match="unknown preset 'bogus'; the presets are 7b"):
+        lora.memory_report("bogus")
+    for name, value in (("r", -1), ("batch", 0), ("seq", 0)):
+        with pytest.raises(ValueError, match=f"{name}={value}, expected an integer >= 1"):
+            lora.memory_report("7b", "lora", **{name: value})
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "qlora"])

@@ -1,4 +1,5 @@
 """Checkpoints: bit-exact round trips, validation of damaged files, exact resume."""
+import dataclasses
 import zipfile
 
 import numpy as np
@@ -127,6 +128,27 @@ def test_config_overrides():
     assert CONFIGS["shakespeare-char-cpu"].n_embd == 128 and CONFIGS["shakespeare-char-cpu"].max_iters == 2000
 
 
+@pytest.mark.parametrize("overrides, named", [
+    ({"eval_interval": "0"}, "eval_interval=0"), ({"grad_accum": "0"}, "grad_accum=0"),
+    ({"dtype": "int32"}, "dtype='int32'"), ({"max_iters": "-3"}, "max_iters=-3"),
+    ({"batch_size": "0"}, "batch_size=0"), ({"learning_rate": "-1"}, "learning_rate=-1.0"),
+    ({"checkpoint_interval": "-1"}, "checkpoint_interval=-1"), ({"grad_clip": "inf"}, "grad_clip=inf"),
+    ({"warmup_iters": "30"}, "warmup_iters=30"), ({"out_dir": ""}, "out_dir=''"),
+])
+def test_config_checks_every_value_when_made(overrides, named):
+    with pytest.raises(ValueError, match=f"TrainConfig: {named}, expected"):
+        CONFIG.with_overrides(overrides)
+    with pytest.raises(ValueError, match=named):  # the library checks too, not only the CLI's parser
+        dataclasses.replace(CONFIG, **{k: type(getattr(CONFIG, k))(v) if v else v for k, v in overrides.items()})
+
+
+def test_trainer_refuses_a_file_as_out_dir(tmp_path):
+    (tmp_path / "f").write_text("x")
+    trainer = Trainer(CONFIG.with_overrides({"out_dir": str(tmp_path / "f"), "max_iters": "1"}), text=TEXT)
+    with pytest.raises(ValueError, match="out_dir=.*exists and is not a folder"):
+        trainer.run(progress=False, log=lambda _: None)
+
+
 def test_trainer_with_bpe_tokenizer(tmp_path):
     config = CONFIG.with_overrides({"tokenizer": "bpe", "bpe_vocab_size": "262", "out_dir": str(tmp_path)})
     trainer = Trainer(config, text=TEXT)
@@ -137,3 +159,16 @@ def test_trainer_with_bpe_tokenizer(tmp_path):
     assert isinstance(nn.load_checkpoint(tmp_path / "c.npz").get_tokenizer(), nn.BPETokenizer)
     with pytest.raises(ValueError, match="unknown tokenizer 'word'"):
         Trainer(CONFIG.with_overrides({"tokenizer": "word"}), text=TEXT)
+
+
+def test_files_that_are_not_checkpoints_are_named_so(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    np.save(tmp_path / "a.npy", np.zeros(2))
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}], dtype=object))
+    np.savez(tmp_path / "plain.npz", x=np.zeros(2))
+    for name in ("notes.txt", "a.npy", "objects.npz", "plain.npz"):
+        with pytest.raises(nn.CheckpointError, match="is not a tglite checkpoint") as e:
+            nn.load_checkpoint(tmp_path / name)
+        assert "allow_pickle" not in str(e.value)  # never suggest loading untrusted pickles
+    with pytest.raises(nn.CheckpointError, match="is a folder"):
+        nn.load_checkpoint(tmp_path)

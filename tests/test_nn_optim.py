@@ -76,6 +76,14 @@ def test_param_groups_and_errors():
         nn.Adam([])
 
 
+@pytest.mark.parametrize("kwargs, named", [({"lr": -1.0}, "lr=-1.0"), ({"lr": math.nan}, "lr=nan"),
+                                           ({"eps": -1e-8}, "eps=-1e-08"), ({"betas": (0.9, 1.0)}, "betas=(0.9, 1.0)")])
+def test_adam_errors_name_only_the_bad_value(kwargs, named):
+    with pytest.raises(ValueError) as e:
+        nn.AdamW([nn.Parameter(np.ones(2))], weight_decay=0.1, **kwargs)
+    assert f"AdamW: {named}:" in str(e.value) and "weight_decay=" not in str(e.value)
+
+
 def test_frozen_parameter_without_grad_is_skipped():
     a = nn.Parameter(np.ones(2))
     opt = nn.Adam([a])

@@ -8,6 +8,9 @@ A command module exposes
         does the work and returns the exit code
 
 To add a command, write `tglite/commands/NAME.py` and append its module path to COMMANDS.
+Every parser is a `tglite.commands.Parser` (one-line errors, defaults in --help). A command that
+takes `key=value` settings names that positional `overrides`; the settings may then stand
+anywhere among the options (`--config tiny max_iters=5 --resume out_dir=run`).
 Command modules import only the standard library at the top and load heavy packages (the
 engine's optional backends, matplotlib, tqdm) inside `run`, so that `tglite --help` is instant
 and works without the optional extras.
@@ -18,6 +21,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from tglite.commands import Parser
 
 # In the order `tglite --help` lists them.
 COMMANDS = [
@@ -38,7 +43,7 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     from tinygrad_lite import __version__  # one version for the whole distribution
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tglite",
         description="The front door of tinygrad_lite: lecture demos, gradient checks and "
         "environment checks. Run `tglite COMMAND --help` for the options of a command.",
@@ -53,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: sys.argv[1:]), run the chosen command and return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)  # bad input: argparse prints usage + error, exits with 2
+    args = parse_args(parser, argv)  # bad input: one line naming it, exit code 2
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -64,6 +69,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """parser.parse_args, except that `key=value` words may follow options.
+
+    argparse gives a positional list (nargs="*") only the words of one run between options, so
+    `--config tiny a=1 --resume b=2` leaves `b=2` over. Those words join the command's `overrides`
+    in the order given; anything else left over is an error from the subcommand's own parser."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        leaf = _chosen_parser(parser, args)
+        words = [w for w in extras if "=" in w and not w.startswith("-")]
+        if any(a.dest == "overrides" and not a.option_strings for a in leaf._actions):
+            args.overrides = [*(args.overrides or []), *words]
+            extras = [w for w in extras if w not in words]
+        if extras:
+            leaf.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)subcommand that `args` chose, e.g. that of `tglite train gpt`."""
+    while True:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subparsers[0].dest, None) if subparsers else None
+        if name is None:
+            return parser
+        parser = subparsers[0].choices[name]
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m tglite` goes through __main__.py

@@ -11,15 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import check_folder, parse_overrides, positive_int, print_error
 
-def _overrides(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r} is not of the form key=value")
-        out[key] = value
-    return out
+# "full" and lora.apply.METHODS, written out so that building the parser imports no numpy (a test checks them).
+FINETUNE_METHODS = ("full", "lora", "rslora", "dora", "pissa", "olora", "qlora", "vera")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,41 +23,52 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="LoRA and its family (lora package). Each subcommand prints measured results and "
         "saves its plots under --out.")
     sub = parser.add_subparsers(title="experiments", dest="experiment", metavar="EXPERIMENT", required=True)
-    mem = sub.add_parser("memory", help="bytes for full fine-tuning, LoRA and QLoRA (analytic)")
-    mem.add_argument("--preset", default="7b", help="7b, gpt-cpu or gpt-small (default: %(default)s)")
-    mem.add_argument("--rank", type=int, default=8)
-    mem.add_argument("--batch", type=int, default=1)
-    mem.add_argument("--seq", type=int, default=512)
-    mem.add_argument("--precision", default="mixed", choices=["mixed", "fp32"])
-    for name, help_ in (("recovery", "fit a known rank-k matrix with LoRA of each rank"),
-                        ("ranks", "gradient of B and fit vs rank for alpha/r and alpha/sqrt(r)")):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--out", type=Path, default=Path("out/lora"))
+    mem = sub.add_parser("memory", help="bytes for full fine-tuning, LoRA and QLoRA (analytic)",
+                         description="The memory of fine-tuning a model in full, with LoRA and with QLoRA: "
+                         "weights, gradients, Adam state and activations, computed from the model's shape "
+                         "(lora.memory_report), not measured. Writes nothing.")
+    mem.add_argument("--preset", default="7b", help="the model: 7b (LLaMA-7B), gpt-cpu or gpt-small")
+    mem.add_argument("--rank", type=positive_int, default=8, help="LoRA rank r")
+    mem.add_argument("--batch", type=positive_int, default=1, help="sequences per batch (for the activations)")
+    mem.add_argument("--seq", type=positive_int, default=512, help="tokens per sequence (for the activations)")
+    mem.add_argument("--precision", default="mixed", choices=["mixed", "fp32"],
+                     help="mixed: 16-bit weights with fp32 master copies; fp32: what our engine trains in")
+    for name, help_, description in (
+            ("recovery", "fit a known rank-k matrix with LoRA of each rank",
+             "Fit a matrix of known rank with LoRA adapters of increasing rank and compare the error with "
+             "the Eckart-Young bound (the tail of its singular values). Saves the plot lora_recovery.png "
+             "under --out."),
+            ("ranks", "gradient of B and fit vs rank for alpha/r and alpha/sqrt(r)",
+             "Why alpha/r starves high ranks: the gradient of B at the start, and the fit after 60 steps, for "
+             "each rank under the LoRA scale alpha/r and the rsLoRA scale alpha/sqrt(r). Prints a table.")):
+        p = sub.add_parser(name, help=help_, description=description)
+        p.add_argument("--out", type=Path, default=Path("out/lora"), help="folder for the plots")
     for name, help_ in (("finetune", "one fine-tuning run: comedies -> tragedies"),
                         ("sweep", "every method and rank, LoRA+ vs LoRA, quantization error")):
         p = sub.add_parser(name, help=help_, description=f"{help_}. Settings (key=value): the fields of "
                            "lora.experiments.FinetuneConfig, e.g. pretrain_steps=1500 finetune_steps=300 "
                            "methods=full,lora,dora ranks=1,2,4,8,16 targets=all-linear")
         p.add_argument("--quick", action="store_true", help="the notebook's small settings")
-        p.add_argument("--no-progress", action="store_true")
-        p.add_argument("--out", type=Path, default=Path("out/lora"))
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--out", type=Path, default=Path("out/lora"), help="folder for the plots")
         if name == "finetune":
-            p.add_argument("--method", default="lora", help="full, lora, rslora, dora, pissa, olora, qlora, vera")
-            p.add_argument("--rank", type=int, default=None)
+            p.add_argument("--method", default="lora", choices=FINETUNE_METHODS,
+                           help="full fine-tuning, or an adapter method of lora.apply_lora")
+            p.add_argument("--rank", type=positive_int, default=None, help="adapter rank (default: the config's r)")
             p.add_argument("--loraplus", type=float, default=None, metavar="RATIO", help="lr_B = RATIO * lr_A")
-        p.add_argument("overrides", nargs="*", metavar="key=value")
+        p.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="change a setting of lora.experiments.FinetuneConfig")
     parser.set_defaults(handler=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     try:
+        if args.experiment != "memory":
+            check_folder(args.out)  # before any work: a file there would fail only at the end
         return _run(args)
     except (ValueError, ImportError, RuntimeError) as e:
-        print(f"tglite lora: error: {e}", file=sys.stderr)
-        return 2
+        return print_error("lora", e)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -70,8 +76,9 @@ def _run(args: argparse.Namespace) -> int:
     from lora import experiments as E
 
     if args.experiment == "memory":
+        table = lora.memory_table(args.preset, args.rank, args.batch, args.seq, args.precision)
         print(f"preset {args.preset}, r={args.rank}, batch {args.batch}, sequence {args.seq}, {args.precision}")
-        print(lora.memory_table(args.preset, args.rank, args.batch, args.seq, args.precision))
+        print(table)
         return 0
     if args.experiment == "recovery":
         rows = E.low_rank_recovery()
@@ -86,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"relative error after 60 steps {x['relative_error']:.3f}")
         return 0
     config = E.FinetuneConfig.quick() if args.quick else E.FinetuneConfig()
-    config = config.with_overrides(_overrides(args.overrides))
+    config = config.with_overrides(parse_overrides(args.overrides))
     progress = not args.no_progress
     if args.experiment == "finetune":
         corpus = E.load_corpus()

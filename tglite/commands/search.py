@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import UsageError, positive_int, print_error
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -15,11 +17,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "reciprocal rank fusion (k=60) of the two.",
     )
     parser.add_argument("--query", required=True, help="the query text")
-    parser.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file (default: %(default)s)")
+    parser.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file")
     parser.add_argument("--vectors", type=Path, default=None, help="word2vec text file for dense / hybrid search")
     parser.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default=None,
                         help="default: hybrid with --vectors, else bm25")
-    parser.add_argument("-k", type=int, default=5, help="number of results (default: %(default)s)")
+    parser.add_argument("-k", type=positive_int, default=5, help="number of results")
     parser.set_defaults(handler=run)
     return parser
 
@@ -42,14 +44,18 @@ def run(args: argparse.Namespace) -> int:
         else:
             text = Path(args.corpus).read_text(encoding="utf-8")
         passages = [b.strip() for b in text.split("\n\n") if b.strip()]
+        if not passages:
+            raise UsageError(f"--corpus {args.corpus!r} holds no text to search (passages are blocks of text "
+                             "separated by blank lines)")
         docs = [tokenize(p) for p in passages]
+        if not any(docs):
+            raise UsageError(f"--corpus {args.corpus!r} holds no words to search")
         query = tokenize(args.query)
         if not query:
             raise ValueError("the query has no words")
         kv = WordVectors.load_word2vec_format(args.vectors) if args.vectors else None
     except (OSError, ValueError, RuntimeError) as e:
-        print(f"tglite search: error: {e}", file=sys.stderr)
-        return 2
+        return print_error("search", e)
     rankings = []
     if mode in ("bm25", "hybrid"):
         s = BM25(docs).scores(query)

