@@ -23,9 +23,9 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from . import positive_int
+from . import DefaultsHelpFormatter, Parser, UsageError, check_out_dir, positive_int
 
 METHODS = ("majority", "best_of_n", "weighted", "beam", "dvts")
 # Needed while the parser is built, when rl (numpy, the engine) is not imported yet; tests check them.
@@ -33,24 +33,8 @@ LEVELS = (1, 2, 3, 4, 5)  # rl.LEVELS
 TEST_SET_SIZE = 200  # problems in each level's fixed test set (rl.test_set's default n)
 
 
-class UsageError(ValueError):
-    """A bad command-line value; the message is the one line the user sees."""
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse prints the whole usage before an error; here an error is one line (usage: --help)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown after each option (not the empty ones); descriptions keep their line breaks."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
+class _HelpFormatter(DefaultsHelpFormatter):
+    """tglite's help (defaults shown after each option), and descriptions keep their line breaks."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         import textwrap
@@ -80,10 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="The reasoning lectures (rl package): supervised fine-tuning of policies, outcome and "
         "process reward models, best-of-N / beam search / DVTS against FLOPs, the test-time-compute claims "
         "and GRPO. `tglite rl SUBCOMMAND --help` for the options of one.")
-    # `tglite rl bogus` is reported by this parser: one line too (it was made by the top-level parser's class).
-    parser.error = types.MethodType(_OneLineParser.error, parser)  # type: ignore[method-assign]
     sub = parser.add_subparsers(title="subcommands", dest="rl_command", metavar="SUBCOMMAND", required=True,
-                                parser_class=_OneLineParser)
+                                parser_class=Parser)
 
     def command(name: str, help_: str, description: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, description=description, formatter_class=_HelpFormatter)
@@ -296,7 +278,7 @@ def _parse_settings(items: Sequence[str], cls: type, nested: dict[str, type] | N
     for item in items:
         key, eq, text = item.partition("=")
         if not eq or not key:
-            raise UsageError(f"{item!r} is not of the form key=value (options such as --out go before the settings)")
+            raise UsageError(f"{item!r} is not of the form key=value (settings are key=value words such as steps=100)")
         if key not in types_:
             raise UsageError(f"unknown setting {key!r}; the settings are: {', '.join(types_)}")
         try:
@@ -390,14 +372,6 @@ def _load_reward_model(spec: str, option: str, kind: str) -> Any:
         raise UsageError(f"{option} {spec!r} is {what}; it must be {names[kind]}: a file from train-rm, "
                          f"or the shipped {kind!r}")
     return load_reward_model(path)
-
-
-def _check_out(out: Path, force: bool, resumable: bool = False) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        hint = "--force to replace its files" + (" or --resume to continue the run" if resumable else "")
-        raise UsageError(f"--out {str(out)!r} already holds files (a previous run?); pass {hint}")
 
 
 def _remove_outputs(out: Path, patterns: Sequence[str]) -> None:
@@ -506,7 +480,7 @@ def _train_policy(args: argparse.Namespace) -> int:
         if args.extend:
             raise UsageError("--extend continues a run: use it with --resume and max_iters=N")
         config = _with_settings(PRESETS[preset], settings)
-        _check_out(out, args.force, resumable=True)
+        check_out_dir(out, args.force, resumable=True)
         run = PolicyRun(config)
     _need_course_extra(not args.no_progress)
     label = args.preset or "policy"
@@ -559,7 +533,7 @@ def _train_rm(args: argparse.Namespace) -> int:
         return _print_settings(RewardStudyConfig())
     config = _with_settings(RewardStudyConfig(), _parse_settings(args.overrides, RewardStudyConfig))
     policy = _load_policy(args.policy)
-    _check_out(args.out, args.force)
+    check_out_dir(args.out, args.force)
     _need_course_extra(not args.no_progress)
 
     _say(f"sampling {config.train_problems} x {config.samples_per_problem} training solutions from "
@@ -719,7 +693,7 @@ def _claims(args: argparse.Namespace) -> int:
     large = _load_policy(args.large, "--large")
     orm = _load_reward_model(args.orm, "--orm", "orm")
     prm = _load_reward_model(args.prm, "--prm", "prm")
-    _check_out(args.out, args.force)
+    check_out_dir(args.out, args.force)
     _need_course_extra(not args.no_progress)
 
     # One level at a time, for a progress bar; every level's samples are seeded by (seed, level)
@@ -798,7 +772,7 @@ def _grpo(args: argparse.Namespace) -> int:
     else:
         config = _with_settings(GRPOTrainerConfig(), settings)
         policy = _load_policy(args.policy or "policy-small-mid")
-        _check_out(out, args.force, resumable=True)
+        check_out_dir(out, args.force, resumable=True)
     trainer = GRPOTrainer(policy, config)
     if args.resume:
         trainer.resume(out / "ckpt.npz")  # checks that only `steps` differs from the run's settings
