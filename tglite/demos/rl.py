@@ -73,8 +73,11 @@ def grpo_step(out_dir: Path, quick: bool) -> str:
 
     prompts, group, steps, eval_problems = (8, 4, 2, 10) if quick else (16, 8, 40, 40)
     policy, _ = rl.load_shipped_policy("policy-small-mid")
+    # A short demo: a larger learning rate than the 300-step default (3e-5) so that 40 steps move the
+    # reward visibly, and no reference forward (log_kl) to keep the step quick.
     config = GRPOTrainerConfig(grpo=GRPOConfig(num_generations=group), prompts_per_step=prompts, levels=(1, 2),
-                               steps=steps, eval_interval=steps, eval_problems=eval_problems, save_interval=0)
+                               steps=steps, eval_interval=steps, eval_problems=eval_problems, save_interval=0,
+                               learning_rate=1e-4, log_kl=False)
     print(f"GRPO from the shipped policy-small-mid (saved in the middle of its learning jump): {prompts} problems x "
           f"G={group} completions per step, levels 1 and 2, {steps} steps, reward 1 for a right answer, "
           f"lr {config.learning_rate:g}")
