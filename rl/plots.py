@@ -9,6 +9,7 @@ atomically. In a notebook the returned figure shows inline; the CLI and the tour
     plot_accuracy_vs_flops   every selection rule, beam search / DVTS and the greedy baselines
     plot_aggregation_bias    min / prod / last PRM aggregates of correct solutions against length
     plot_kl_estimators       the per-sample k1, k2, k3 KL estimates and the true KL
+    plot_grpo_runs           several GRPO runs side by side: held-out accuracy, reward, KL, length
 """
 from __future__ import annotations
 
@@ -223,4 +224,49 @@ def plot_kl_estimators(values: Mapping[str, np.ndarray], true_kl: float | None,
         ax.set_ylabel("samples (count)")
         ax.legend(fontsize="x-small")
     fig.suptitle("Per-sample estimates of KL(π ‖ π_ref), samples x ~ π")
+    return _finish(fig, path)
+
+
+# ----------------------------------------------------------------------------- GRPO runs
+def _moving_mean(ys: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last `window` values at every point (fewer at the start)."""
+    c = np.cumsum(np.concatenate([[0.0], ys]))
+    lo = np.maximum(np.arange(1, ys.size + 1) - window, 0)
+    return (c[1:] - c[lo]) / (np.arange(1, ys.size + 1) - lo)
+
+
+def plot_grpo_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path | None = None,
+                   window: int = 25, title: str = "GRPO runs from policy-small-mid") -> Any:
+    """Four panels against the GRPO step, one line per run: held-out greedy accuracy (mean over the
+    evaluated levels), the mean sampled reward and the KL to the start (each a moving mean over
+    `window` steps, the raw values being noisy), and the mean length of wrong completions.
+
+    `runs` maps a label to a run's log rows (GRPOTrainer.logs, or a checkpoint's `extra["logs"]`)."""
+    fig = _figure(15, 4.2)
+    axes = fig.subplots(1, 4)
+    colors = _colors(len(runs))
+
+    def series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        xs, ys = (zip(*pts) if pts else ((), ()))
+        return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+    for color, (label, rows) in zip(colors, runs.items()):
+        xs, ys = series(rows, "accuracy_mean")
+        axes[0].plot(xs, ys, marker="o", ms=3, color=color, label=label)
+        for ax, key in zip(axes[1:], ("reward", "kl", "completion_length_wrong")):
+            xs, ys = series(rows, key)
+            if xs.size:
+                ax.plot(xs, _moving_mean(ys, window), color=color, label=label)
+    labels = [("Held-out greedy accuracy", "accuracy (mean over levels)"),
+              (f"Sampled reward ({window}-step moving mean)", "mean reward"),
+              (f"KL to the start ({window}-step moving mean)", "KL (nats per token, k3)"),
+              (f"Length of wrong completions ({window}-step mean)", "tokens")]
+    for ax, (subtitle, ylabel) in zip(axes, labels):
+        ax.set_title(subtitle, fontsize="medium")
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel(ylabel)
+        if ax.get_lines():
+            ax.legend(fontsize="x-small")
+    fig.suptitle(title)
     return _finish(fig, path)

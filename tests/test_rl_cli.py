@@ -305,8 +305,20 @@ def test_plots_draw_and_save(tmp_path: Path) -> None:
     values = {k: rng.normal(0.1, 0.2, 200) for k in ("k1", "k2", "k3")}
     assert_figure(plots.plot_kl_estimators(values, 0.1, tmp_path / "kl.png"), tmp_path / "kl.png")
     assert plots.plot_kl_estimators(values, None).axes  # no path: a figure, nothing saved
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.png", "acc_nv.png", "agg.png", "cov.png", "kl.png",
-                                                          "sft.png"]
+    logs = [{"step": 0, "accuracy_mean": 0.3}] + [
+        {"step": s, "reward": 0.1 + s / 100, "kl": s / 1000, "completion_length_wrong": 30 + s % 3,
+         **({"accuracy_mean": 0.3 + s / 100} if s % 5 == 0 else {})} for s in range(1, 11)]
+    assert_figure(plots.plot_grpo_runs({"a": logs, "b": logs[:6]}, tmp_path / "grpo.png", window=3),
+                  tmp_path / "grpo.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.png", "acc_nv.png", "agg.png", "cov.png", "grpo.png",
+                                                          "kl.png", "sft.png"]
+
+
+def test_moving_mean_by_hand() -> None:
+    from rl.plots import _moving_mean
+
+    np.testing.assert_allclose(_moving_mean(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
+    np.testing.assert_allclose(_moving_mean(np.array([2.0, 4.0]), 5), [2.0, 3.0])
 
 
 def test_parser_constants_match_rl_and_the_parser_imports_no_rl() -> None:
