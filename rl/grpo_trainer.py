@@ -669,7 +669,12 @@ class GRPOTrainer:
         config (only `steps` may differ, to train longer) and the same reward functions."""
         ckpt = nn.load_checkpoint(path)
         saved, ours = dict(ckpt.config), self._checkpoint_config()
-        saved_cfg, our_cfg = dict(saved.get("grpo_trainer", {})), dict(ours["grpo_trainer"])
+        try:  # through the dataclass, so a setting added since the run was saved takes its default
+            saved_cfg = GRPOTrainerConfig(**saved.get("grpo_trainer", {})).to_dict()
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"resume: checkpoint {str(path)!r} holds settings this version cannot read "
+                             f"({e})") from None
+        our_cfg = dict(ours["grpo_trainer"])
         saved_cfg.pop("steps", None)
         our_cfg.pop("steps", None)
         differ = sorted(k for k in set(saved_cfg) | set(our_cfg) if saved_cfg.get(k) != our_cfg.get(k))

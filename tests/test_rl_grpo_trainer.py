@@ -471,6 +471,24 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
         GRPOTrainer(tiny_policy(), tiny_config(), constant_reward).resume(tmp_path / "ckpt.npz")
 
 
+def test_resume_reads_a_checkpoint_saved_before_newer_settings_existed(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = GRPOTrainer(tiny_policy(), tiny_config(), digit_reward)
+    full = trainer._checkpoint_config()
+
+    def older() -> dict[str, Any]:  # as a version without these settings wrote it
+        cfg = {k: v for k, v in full["grpo_trainer"].items() if k not in ("warmup_steps", "lr_scheduler",
+                                                                          "process_rewards")}
+        return {**full, "grpo_trainer": cfg}
+
+    monkeypatch.setattr(trainer, "_checkpoint_config", older)
+    trainer.save(tmp_path / "ckpt.npz")
+    assert "process_rewards" not in nn.load_checkpoint(tmp_path / "ckpt.npz").config["grpo_trainer"]
+    GRPOTrainer(tiny_policy(), tiny_config(steps=10), digit_reward).resume(tmp_path / "ckpt.npz")  # defaults fill in
+    with pytest.raises(ValueError, match=r"different settings \(process_rewards\)"):
+        GRPOTrainer(tiny_policy(), tiny_config(process_rewards="checker"), digit_reward).resume(tmp_path / "ckpt.npz")
+
+
 def test_run_writes_csv_plot_and_checkpoint(tmp_path: Path) -> None:
     trainer = GRPOTrainer(tiny_policy(), tiny_config(steps=2, eval_interval=2, save_interval=1), digit_reward)
     logs = trainer.run(tmp_path, progress=True)
