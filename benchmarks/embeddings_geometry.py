@@ -123,15 +123,17 @@ def main() -> None:
         print(f"Lee corpus skipped: {e}")
         return
     try:
-        from embeddings.bert import encode, load_minilm
+        from embeddings.bert import MAX_LENGTH, encode, load_minilm, tokenize_batch
 
         model, tokenizer = load_minilm()
         from embeddings.lee import lee_raw_documents
 
         raw = lee_raw_documents()  # the original text: the tokenizer does its own splitting
-        p, s = evaluate_document_similarity(encode(model, tokenizer, raw))
-        print(f"Lee corpus, all-MiniLM-L6-v2 on our BERT encoder (mean pooling, first 256 tokens): "
-              f"Pearson {p:.3f}, Spearman {s:.3f}")
+        lengths = tokenize_batch(tokenizer, raw, model.config.max_positions)[1].sum(axis=1)
+        p, s = evaluate_document_similarity(encode(model, tokenizer, raw, max_length=MAX_LENGTH))
+        print(f"Lee corpus, all-MiniLM-L6-v2 on our BERT encoder (mean pooling, first {MAX_LENGTH} tokens; "
+              f"documents have {lengths.min()}-{lengths.max()} tokens, {(lengths > 128).sum()} over 128, "
+              f"{(lengths > MAX_LENGTH).sum()} over {MAX_LENGTH}): Pearson {p:.4f}, Spearman {s:.4f}")
     except ImportError as e:
         print(f"Lee corpus, MiniLM skipped: {e}")
 

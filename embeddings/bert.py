@@ -25,6 +25,9 @@ import tinygrad_lite as tg
 from nn import Embedding, LayerNorm, Linear, Module, ModuleList
 from tinygrad_lite import Tensor
 
+# sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (the package's sentence_bert_config.json)
+MAX_LENGTH = 256
+
 
 @dataclass(frozen=True)
 class BertConfig:
@@ -165,18 +168,41 @@ def load_minilm(model_dir: str | Path | None = None) -> tuple[BertEncoder, Any]:
     model.eval()
     tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
     tokenizer.no_padding()  # the file pads every input to 128 tokens; `encode` pads per batch instead
+    # ... and truncates at 128, while sentence-transformers runs this model at its max_seq_length, 256
+    tokenizer.enable_truncation(MAX_LENGTH)
     return model, tokenizer
 
 
-def encode(model: BertEncoder, tokenizer: Any, sentences: list[str], max_length: int = 256) -> np.ndarray:
-    """Sentence embeddings (B, 384), unit length: mean pooling over real tokens + L2 normalisation."""
-    encs = [tokenizer.encode(s) for s in sentences]
-    encs = [(e.ids[:max_length], e.attention_mask[:max_length]) for e in encs]
-    T = max(len(e_ids) for e_ids, _ in encs)
+def tokenize_batch(tokenizer: Any, sentences: list[str], max_length: int = MAX_LENGTH) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, both (B, T), padded with 0 to the longest input of the batch.
+
+    Long inputs are truncated by the tokenizer itself at `max_length` tokens, [CLS] and [SEP]
+    included, so every row still ends with [SEP] (slicing the ids instead would cut it off). The
+    tokenizer's own truncation setting is restored afterwards."""
+    previous = tokenizer.truncation
+    tokenizer.enable_truncation(max_length)
+    try:
+        encs = [tokenizer.encode(s) for s in sentences]
+    finally:
+        if previous is None:
+            tokenizer.no_truncation()
+        else:
+            tokenizer.enable_truncation(**previous)
+    T = max(len(e.ids) for e in encs)
     ids = np.zeros((len(encs), T), dtype=np.int64)
     mask = np.zeros((len(encs), T), dtype=np.int64)
-    for i, (e_ids, e_mask) in enumerate(encs):
-        ids[i, :len(e_ids)], mask[i, :len(e_ids)] = e_ids, e_mask
+    for i, e in enumerate(encs):
+        ids[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, e.attention_mask
+    return ids, mask
+
+
+def encode(model: BertEncoder, tokenizer: Any, sentences: list[str], max_length: int = MAX_LENGTH) -> np.ndarray:
+    """Sentence embeddings (B, 384), unit length: mean pooling over real tokens + L2 normalisation.
+    An input longer than `max_length` tokens keeps [CLS], its first max_length - 2 word pieces and [SEP]."""
+    if not 2 <= max_length <= model.config.max_positions:
+        raise ValueError(f"encode: max_length must be in [2, {model.config.max_positions}] (the model's position "
+                         f"table), got {max_length}")
+    ids, mask = tokenize_batch(tokenizer, sentences, max_length)
     with tg.no_grad():
         hidden = model(ids, mask)
     return mean_pool(hidden, mask)

@@ -70,9 +70,13 @@ class LoRAAdapter(Module):
         """ΔW = s·B·A, shape (out, in)."""
         return (self.B @ self.A) * self.scale
 
+    def lowrank(self, x: Tensor) -> Tensor:
+        """s·B·A·x, computed as two thin matmuls (never forming the (out, in) matrix)."""
+        return F.linear(F.linear(x, self.A), self.B) * self.scale
+
     def delta(self, x: Tensor) -> Tensor:
-        """s·B·A·dropout(x), computed as two thin matmuls (never forming the (out, in) matrix)."""
-        return F.linear(F.linear(self.dropout(x), self.A), self.B) * self.scale
+        """s·B·A·dropout(x): what the adapter adds to the base layer's output."""
+        return self.lowrank(self.dropout(x))
 
     def output(self, base: Module, x: Tensor) -> Tensor:
         return base(x) + self.delta(x)

@@ -5,7 +5,15 @@ Split the adapted weight into a direction and a magnitude per output row,
     W' = m ⊙ V / ‖V‖,   V = W0 + s·B·A,   ‖V‖ the L2 norm of each output row (shape (out,)),
 
 and train m (starting at ‖W0‖, so W' = W0 at the start since B = 0) together with A and B.
-The layer output is y = (m / ‖V‖) ⊙ (W0·x + s·B·A·dropout(x)) + b.
+Without dropout (or in eval mode) the layer output is y = (m / ‖V‖) ⊙ (W0·x + s·B·A·x) + b.
+
+With dropout in training, x̃ = dropout(x) (one mask) feeds *both* of DoRA's additions to the base
+layer: the magnitude correction of the base path and the low-rank path,
+
+    y = W0·x + b  +  (m/‖V‖ - 1) ⊙ W0·x̃  +  (m/‖V‖) ⊙ s·B·A·x̃,
+
+which is what PEFT's DoRA layer and NVlabs' reference compute (the base output W0·x + b keeps the
+clean x). With x̃ = x it is the formula above.
 
 Two gradients are on offer:
   detach_norm=True   the paper's choice (§4.3): ‖V‖ is treated as a constant in backward, which
@@ -60,7 +68,12 @@ class DoRAAdapter(LoRAAdapter):
 
     def output(self, base: Module, x: Tensor) -> Tensor:
         w0 = base_weight(base)
-        y = (F.linear(x, w0) + self.delta(x)) * (self.magnitude / self.row_norm(w0))
+        scale = self.magnitude / self.row_norm(w0)  # m/‖V‖, shape (out,)
+        x_drop = self.dropout(x)
+        if x_drop is x:  # no dropout (eval mode or p = 0): one base matmul, y = (m/‖V‖)·(W0·x + s·B·A·x) + b
+            y = (F.linear(x, w0) + self.lowrank(x)) * scale
+        else:  # the dropped-out x̃ goes into the magnitude correction and the low-rank path alike
+            y = F.linear(x, w0) + F.linear(x_drop, w0) * (scale - 1.0) + self.lowrank(x_drop) * scale
         bias = _base_bias(base)
         return y + bias if bias is not None else y
 

@@ -69,6 +69,7 @@ class VeRAAdapter(LoRAAdapter):
         a, b = self.shared.slices(self.in_features, self.out_features)
         return (b * self.lambda_d) @ a * self.lambda_b.reshape(-1, 1)
 
-    def delta(self, x: Tensor) -> Tensor:
+    def lowrank(self, x: Tensor) -> Tensor:
+        """ΔW·x = b ⊙ B·(d ⊙ A·x), without forming ΔW (`delta` applies the dropout first)."""
         a, b = self.shared.slices(self.in_features, self.out_features)
-        return F.linear(F.linear(self.dropout(x), a) * self.lambda_d, b) * self.lambda_b
+        return F.linear(F.linear(x, a) * self.lambda_d, b) * self.lambda_b

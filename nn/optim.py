@@ -1,13 +1,17 @@
 """Optimizers, learning-rate schedules, gradient clipping and gradient accumulation.
 
 An optimizer holds parameter groups (each a dict: its "params" plus hyperparameters such as
-"lr" and "weight_decay") and per-parameter state (momentum buffers, Adam moments). `step()`
+"lr" and "weight_decay") and per-parameter state (momentum buffers, Adam moments). Every group
+also has an "lr_scale" (1 unless the group says otherwise): a schedule sets the learning rate
+through `set_lr`, which gives each group lr × lr_scale, so groups that must learn at a fixed
+multiple of the base rate (LoRA+'s B matrices, say) keep that multiple all along. `step()`
 updates every parameter in place under `no_grad()`: the same Parameter objects keep their
 identity, and each in-place update bumps the tensor's version counter.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,10 +41,13 @@ class Optimizer:
 
     def add_param_group(self, group: dict[str, Any], seen: set[int] | None = None) -> None:
         seen = seen if seen is not None else {id(p) for g in self.param_groups for p in g["params"]}
-        unknown = set(group) - set(self.defaults) - {"params"}
+        unknown = set(group) - set(self.defaults) - {"params", "lr_scale"}
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)} in a parameter group; "
-                             f"known: {sorted(self.defaults)}")
+                             f"known: {sorted([*self.defaults, 'lr_scale'])}")
+        scale = group.get("lr_scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0 <= scale < math.inf:
+            raise ValueError(f"{type(self).__name__}: lr_scale must be a finite number >= 0, got {scale!r}")
         params = list(group["params"])
         for p in params:
             if not isinstance(p, Tensor):
@@ -48,7 +55,7 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"{type(self).__name__}: a parameter of shape {p.shape} appears in two groups")
             seen.add(id(p))
-        self.param_groups.append({**self.defaults, **group, "params": params})
+        self.param_groups.append({**self.defaults, "lr_scale": 1.0, **group, "params": params})
 
     def zero_grad(self) -> None:
         for g in self.param_groups:
@@ -228,9 +235,13 @@ class WarmupCosine:
 
 
 def set_lr(optimizer: Optimizer, lr: float) -> None:
-    """Set the learning rate of every group (what a schedule does once per step)."""
+    """Set each group's learning rate to lr × its "lr_scale" (what a schedule does once per step).
+
+    The scale is what keeps a ratio between groups alive under a schedule: a group built with
+    {"lr": 16 * lr0, "lr_scale": 16} stays at 16 times the scheduled rate. Groups without an
+    explicit scale (scale 1) all get `lr`, whatever "lr" they were built with."""
     for g in optimizer.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
 # ---------------------------------------------------------- gradients helpers

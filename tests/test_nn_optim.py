@@ -160,6 +160,29 @@ def test_set_lr():
     assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]
 
 
+def test_set_lr_keeps_each_groups_lr_scale():
+    """A group's lr_scale survives every set_lr call (a schedule), so ratios between groups hold."""
+    a, b, c = (nn.Parameter(np.ones(1)) for _ in range(3))
+    opt = nn.AdamW([{"params": [a]}, {"params": [b], "lr": 4e-3, "lr_scale": 4.0}, {"params": [c], "lr_scale": 0}],
+                   lr=1e-3)
+    assert [g["lr_scale"] for g in opt.param_groups] == [1.0, 4.0, 0]
+    schedule = nn.WarmupCosine(1e-3, 5, 50, 1e-4)
+    for step in (0, 3, 20, 60):
+        nn.set_lr(opt, schedule(step))
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx([schedule(step), 4 * schedule(step), 0.0])
+    # the scale is part of the state dict, so a resumed run keeps it
+    fresh = nn.AdamW([{"params": [a]}, {"params": [b]}, {"params": [c]}], lr=1e-3)
+    fresh.load_state_dict(opt.state_dict())
+    nn.set_lr(fresh, 2e-3)
+    assert [g["lr"] for g in fresh.param_groups] == pytest.approx([2e-3, 8e-3, 0.0])
+
+
+@pytest.mark.parametrize("scale", [-1.0, math.inf, math.nan, "2", True])
+def test_lr_scale_is_checked(scale):
+    with pytest.raises(ValueError, match="lr_scale must be a finite number >= 0"):
+        nn.SGD([{"params": [nn.Parameter(np.ones(1))], "lr_scale": scale}])
+
+
 def test_clip_grad_norm():
     a, b = nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(1))
     a.grad, b.grad = tg.Tensor(np.array([3.0, 0.0])), tg.Tensor(np.array([4.0]))
