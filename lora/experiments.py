@@ -199,11 +199,11 @@ def load_corpus(source: tuple[str, str] | None = None) -> Corpus:
 
 
 def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c: FinetuneConfig,
-               gen: Generator, max_lr: float | list[float], progress: bool = False, desc: str = "") -> list[float]:
-    """AdamW steps with warmup + cosine decay; returns the training losses."""
-    lrs = max_lr if isinstance(max_lr, list) else [max_lr] * len(optimizer.param_groups)
+               gen: Generator, max_lr: float, progress: bool = False, desc: str = "") -> list[float]:
+    """AdamW steps with warmup + cosine decay; returns the training losses. Each group follows the
+    schedule times its own lr_scale (nn.set_lr), so LoRA+'s ratio holds at every step."""
     warm = max(1, steps // 20)
-    schedules = [nn.WarmupCosine(lr, warm, steps, lr / 10) for lr in lrs]
+    schedule = nn.WarmupCosine(max_lr, warm, steps, max_lr / 10)
     bar = None
     if progress:
         try:
@@ -215,8 +215,7 @@ def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c:
     model.train()
     losses = []
     for step in range(steps):
-        for g, s in zip(optimizer.param_groups, schedules):
-            g["lr"] = s(step)
+        nn.set_lr(optimizer, schedule(step))
         x, y = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
         optimizer.zero_grad()
         _, loss = model(x, y)
@@ -270,21 +269,20 @@ def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str,
     fs = c.seed if c.finetune_seed is None else c.finetune_seed
     if method == "full":
         opt = model.configure_optimizers(0.1, c.full_lr, (0.9, 0.99))
-        lrs: float | list[float] = c.full_lr
+        max_lr = c.full_lr
     else:
         targets = c.targets.split(",") if isinstance(c.targets, str) and "," in c.targets else c.targets
         apply_lora(model, targets, r=r, alpha=c.alpha, method=method, generator=Generator(fs + 2),
                    verbose=False)
         if loraplus:
-            groups = loraplus_param_groups(model, c.lora_lr, loraplus)
-            lrs = [g["lr"] for g in groups]
+            groups = loraplus_param_groups(model, c.lora_lr, loraplus)  # B at lr_scale = loraplus
         else:
             groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-            lrs = c.lora_lr
+        max_lr = c.lora_lr
         opt = nn.AdamW(groups, lr=c.lora_lr, betas=(0.9, 0.99), weight_decay=0.0)
     trainable, total = count_parameters(model)
     t0 = time.perf_counter()
-    curve = _run_steps(model, opt, corpus.ft_train, c.finetune_steps, c, Generator(fs + 3), lrs, progress,
+    curve = _run_steps(model, opt, corpus.ft_train, c.finetune_steps, c, Generator(fs + 3), max_lr, progress,
                        f"{method} r={r}" if method != "full" else "full")
     seconds = time.perf_counter() - t0
     measured = measured_training_bytes(model, opt)
@@ -413,6 +411,25 @@ def plot_recovery(rows: list[dict[str, Any]], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_rank_scaling(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """rank_scaling's two measurements against the rank, one line per scaling rule."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for rule, style in (("alpha/r", "o-"), ("alpha/sqrt(r)", "s--")):
+        mine = [x for x in rows if x["rule"] == rule]
+        label = "LoRA: s = α/r" if rule == "alpha/r" else "rsLoRA: s = α/√r"
+        left.loglog([x["r"] for x in mine], [x["grad_B"] for x in mine], style, base=2, label=label)
+        right.semilogx([x["r"] for x in mine], [x["relative_error"] for x in mine], style, base=2, label=label)
+    left.set_title("the gradient reaching B at the first step")
+    left.set_ylabel("‖∇B‖ (Frobenius)")
+    right.set_title("the fit after a fixed budget of Adam steps")
+    right.set_ylabel("relative error ‖sBA - ΔW‖² / ‖ΔW‖²")
+    for ax in (left, right):
+        ax.set_xlabel("LoRA rank r")
+        ax.legend()
+    return _save(fig, path)
+
+
 def plot_finetune(sweep: dict[str, Any], path: str | Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -420,6 +437,7 @@ def plot_finetune(sweep: dict[str, Any], path: str | Path) -> Path:
         curve = np.convolve(x["curve"], np.ones(10) / 10, mode="valid")
         ax.plot(curve, label=x["method"] + (f" r={x['r']}" if x["r"] else ""))
     ax.axhline(sweep["base_val_loss"], color="k", ls=":", label="before (val)")
+    ax.set_title("fine-tuning on the tragedies")
     ax.set_xlabel("fine-tuning step")
     ax.set_ylabel("train loss (tragedies, 10-step mean)")
     ax.legend(fontsize=7)
@@ -432,6 +450,7 @@ def plot_loraplus(result: dict[str, Any], path: str | Path) -> Path:
     for key, label in (("lora", "LoRA (one lr)"), ("loraplus", "LoRA+ (lr_B = 16 lr_A)")):
         ax.plot(np.convolve(result[key]["curve"], np.ones(10) / 10, mode="valid"), label=label)
     ax.axhline(result["threshold"], color="k", ls=":", label="threshold")
+    ax.set_title("LoRA+ against LoRA: steps to the same loss")
     ax.set_xlabel("step")
     ax.set_ylabel("train loss (10-step mean)")
     ax.legend()

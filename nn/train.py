@@ -266,7 +266,8 @@ class Trainer:
                     (bar.write if bar is not None else log)(msg)
                     self.plot(out / "loss.png")
                 if c.checkpoint_interval and self.step % c.checkpoint_interval == 0 and self.step < c.max_iters:
-                    self.save(out / "ckpt.npz")
+                    path = self.save(out / "ckpt.npz")
+                    (bar.write if bar is not None else log)(f"step {self.step}: checkpoint saved to {path}")
         finally:
             if bar is not None:
                 bar.close()

@@ -89,13 +89,19 @@ def test_tour_quick_saves_its_figures(tmp_path: Path, capsys: pytest.CaptureFixt
     assert cli.main(["tour", "--quick", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
     assert "=== summary ===" in out and "FAILED" not in out
-    for name in ("worked_example.dot", "gradcheck_report.txt", "spirals_loss.png", "spirals_boundary.png"):
-        path = out_dir / "engine" / name
+    for step, name in (("worked-example", "worked_example.dot"), ("gradcheck", "gradcheck_report.txt"),
+                       ("spirals-mlp", "spirals_loss.png"), ("spirals-mlp", "spirals_boundary.png"),
+                       ("gpt-shakespeare", "ckpt.npz"), ("word2vec-shakespeare", "vectors.txt")):
+        path = out_dir / step / name
         assert path.is_file() and path.stat().st_size > 0, name
+        assert f"\n  {path}\n" in out, f"the tour did not say where {path} went"
+    # one folder per step, and nothing outside them
+    steps = {s.out.split("/")[0] for s in tour.tour_steps()}
+    assert {p.name for p in out_dir.iterdir()} <= steps and not [p for p in out_dir.iterdir() if p.is_file()]
     for png in out_dir.rglob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert not list(out_dir.rglob("*.tmp")), "a temporary file was left behind"
-    assert "label=\"b" in (out_dir / "engine" / "worked_example.dot").read_text()
+    assert "label=\"b" in (out_dir / "worked-example" / "worked_example.dot").read_text()
 
 
 def test_tour_list_and_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,8 +109,10 @@ def test_tour_list_and_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names[:3] == ["worked-example", "gradcheck", "spirals-mlp"]
     assert cli.main(["tour", "--only", "worked-example", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "engine" / "worked_example.dot").is_file()
-    assert not (tmp_path / "engine" / "spirals_loss.png").exists()
+    assert (tmp_path / "worked-example" / "worked_example.dot").is_file()
+    assert not (tmp_path / "spirals-mlp").exists()
+    assert "worked-example wrote" in (out := capsys.readouterr().out)
+    assert f"\n  {tmp_path / 'worked-example' / 'worked_example.dot'}\n" in out
     assert cli.main(["tour", "--only", "no-such-step", "--out", str(tmp_path)]) == 2
     assert "unknown tour step" in capsys.readouterr().err
 

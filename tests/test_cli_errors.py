@@ -3,18 +3,22 @@
 The table holds (arguments, a text the one-line error must contain). Placeholders in the
 arguments are files and folders made fresh for each case: {file} a text file, {empty} an empty
 file, {npy} a bare .npy array, {pickled} an .npz holding Python objects, {dir} an empty folder,
-{run} a folder holding a previous training run, {missing} a path that does not exist. Each case
+{run} a folder holding a previous training run, {tinyrun} one whose checkpoint is real (a step-0
+checkpoint of the tiny config), {latin1} a Latin-1 text file, {missing} a path that does not exist. Each case
 runs in an empty working folder, because the default outputs (out/tiny, vectors.txt, ...) are
 relative: after the case, that folder must still be empty and the fixtures unchanged.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nn import Linear, save_checkpoint
+from nn.train import CONFIGS
 from tglite import cli
 
 BAD_INPUTS = [
@@ -85,6 +89,15 @@ BAD_INPUTS = [
     (["word2vec", "train", "--out", "{file}/v.txt"], "notes.txt' is a file"),
     (["word2vec", "train", "--dim", "0"], "--dim"),
     (["word2vec", "eval", "{missing}"], "missing"),
+    (["word2vec", "train", "--corpus", "{latin1}"], "latin1.txt' is not utf-8 text (byte 0xe9 at offset 3); give "
+     "its encoding, e.g. --encoding latin-1"),
+    (["word2vec", "train", "--encoding", "klingon"], "unknown encoding 'klingon'"),
+    (["search", "--query", "x", "--corpus", "{latin1}"], "latin1.txt' is not utf-8 text"),
+    (["search", "--query", "x", "--encoding", "klingon"], "unknown encoding 'klingon'"),
+    # tglite train gpt --resume: a setting that changes what a step computes
+    (["train", "gpt", "--config", "tiny", "--resume", "out_dir={tinyrun}", "lr_decay_iters=10"],
+     "the run was trained with lr_decay_iters=20"),
+    (["train", "gpt", "--resume", "out_dir={tinyrun}", "n_embd=32"], "the run was trained with n_embd=16"),
     # the top level
     (["no-such-command"], "'no-such-command'"),
 ]
@@ -115,9 +128,13 @@ def make_fixtures(folder: Path) -> dict[str, Path]:
     run.mkdir()
     (run / "ckpt.npz").write_bytes(b"from a previous run")
     (run / "config.json").write_text("{}")
+    (folder / "latin1.txt").write_bytes("Caf\u00e9 society\n".encode("latin-1"))
+    tinyrun = folder / "tinyrun"
+    tinyrun.mkdir()
+    save_checkpoint(tinyrun / "ckpt.npz", Linear(2, 2), step=0, config={"train": dataclasses.asdict(CONFIGS["tiny"])})
     return {"file": folder / "notes.txt", "empty": folder / "empty.txt", "dir": folder / "empty",
             "npy": folder / "array.npy", "pickled": folder / "pickled.npz", "run": run,
-            "missing": folder / "missing"}
+            "missing": folder / "missing", "latin1": folder / "latin1.txt", "tinyrun": tinyrun}
 
 
 @pytest.mark.parametrize("argv, expected", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])

