@@ -149,8 +149,9 @@ def test_settings_lists_keys_and_defaults(capsys: pytest.CaptureFixture[str]) ->
 TINY_POLICY = ["--preset", "tiny", "--no-progress", "max_iters=4", "eval_interval=2", "levels=1,2"]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; kill or a batch system
 def test_train_policy_interrupt_resume_and_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 capsys: pytest.CaptureFixture[str], signum: int) -> None:
     from rl import PolicyRun
 
     out = tmp_path / "policy"
@@ -159,7 +160,7 @@ def test_train_policy_interrupt_resume_and_force(tmp_path: Path, monkeypatch: py
     def step_then_ctrl_c(self: Any) -> float:
         loss = real_step(self)
         if self.step == 2:
-            signal.raise_signal(signal.SIGINT)  # as if Ctrl-C came during step 2
+            signal.raise_signal(signum)  # as if Ctrl-C (or kill) came during step 2
         return loss
 
     with monkeypatch.context() as m:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import types
 import typing
@@ -27,6 +28,8 @@ from . import DefaultsHelpFormatter, Parser, UsageError, check_out_dir, positive
 from . import stop_between_steps as _stop_between_steps
 
 METHODS = ("majority", "best_of_n", "weighted", "beam", "dvts")
+# Ctrl-C, and `kill` or a batch system's time limit: both finish the step and write a checkpoint.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Needed while the parser is built, when rl (numpy, the engine) is not imported yet; tests check them.
 LEVELS = (1, 2, 3, 4, 5)  # rl.LEVELS
 TEST_SET_SIZE = 200  # problems in each level's fixed test set (rl.test_set's default n)
@@ -452,7 +455,7 @@ def _train_policy(args: argparse.Namespace) -> int:
         _remove_outputs(out, POLICY_OUTPUTS)
     from rl.plots import plot_sft_curves
 
-    with _stop_between_steps(run) as interrupt:
+    with _stop_between_steps(run, STOP_SIGNALS) as interrupt:
         try:
             run.run(out, progress=not args.no_progress, log=_say)
         except KeyboardInterrupt:
@@ -747,7 +750,7 @@ def _grpo(args: argparse.Namespace) -> int:
     _say(f"GRPO: {config.prompts_per_step} problems x G={g.num_generations} completions per step, levels "
          f"{list(config.levels)}, {config.steps} steps, lr {config.learning_rate:g}, beta {g.beta:g}"
          + (f", LoRA r={config.lora_r}" if config.use_lora else ", full fine-tuning"))
-    with _stop_between_steps(trainer) as interrupt:
+    with _stop_between_steps(trainer, STOP_SIGNALS) as interrupt:
         try:
             logs = trainer.run(out, progress=not args.no_progress)
         except KeyboardInterrupt:
