@@ -262,6 +262,8 @@ def plot_grpo_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | 
               (f"Sampled reward ({window}-step moving mean)", "mean reward"),
               (f"KL to the start ({window}-step moving mean)", "KL (nats per token, k3)"),
               (f"Length of wrong completions ({window}-step mean)", "tokens")]
+    axes[2].set_yscale("symlog", linthresh=1e-2)  # one run far from the rest must not flatten the others
+    labels[2] = (labels[2][0], "KL (nats per token, k3; log above 0.01)")
     for ax, (subtitle, ylabel) in zip(axes, labels):
         ax.set_title(subtitle, fontsize="medium")
         ax.set_xlabel("GRPO step")
