@@ -1,7 +1,7 @@
 """Putting adapters into a model, switching them, merging them away, saving them.
 
     model = nn.GPT(config)                       # pretrained
-    apply_lora(model, "all-linear", r=8, alpha=16)
+    apply_lora(model, "all-linear", r=8, alpha=16)  # silent; print(trainable_summary(model)) shows the counts
     # ... train: only the adapters' parameters have requires_grad ...
     save_adapter("adapter.npz", model)           # a few KB, validated when loaded back
     plain = merge_and_unload(model)              # a normal nn.GPT with W0 + ΔW in its Linears
@@ -86,11 +86,12 @@ def apply_lora(model: Module, target_modules: str | Sequence[str] = "all-linear"
                dropout: float = 0.0, method: str = "lora", adapter_name: str = "default", use_rslora: bool = False,
                init: str = "uniform", detach_norm: bool = True, vera_seed: int = 0, d_init: float = 0.1,
                exclude: Sequence[str] = ("lm_head",), generator: tg.Generator | None = None,
-               verbose: bool = True) -> Module:
+               verbose: bool = False) -> Module:
     """Wrap the target Linears of `model` (in place) with an adapter called `adapter_name`, freeze
     everything else, and return the model. method: lora, rslora (= lora with use_rslora), dora,
     pissa, olora, qlora (NF4 base + LoRA), vera. A second call adds another named adapter.
-    verbose: print the trainable / total parameter counts (`trainable_summary`)."""
+    verbose=True prints the trainable / total parameter counts (`trainable_summary`); by default
+    nothing is printed (library code stays quiet: print `trainable_summary(model)` yourself)."""
     if method not in METHODS:
         raise ValueError(f"apply_lora: unknown method {method!r}; choose one of {METHODS}")
     use_rslora = use_rslora or method == "rslora"

@@ -40,3 +40,26 @@ def test_word2vec_eval_bad_file(tmp_path, capsys):
     bad.write_text("3 2\nking 0.1 0.2\n")
     assert main(["word2vec", "eval", str(bad)]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_word2vec_train_writes_binary_for_bin_suffix_or_flag(tmp_path, capsys):
+    from embeddings import WordVectors
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT)
+    args = ["word2vec", "train", "--corpus", str(corpus), "--dim", "8", "--epochs", "1", "--min-count", "1",
+            "--workers", "1", "--no-progress"]
+    by_suffix, by_flag = tmp_path / "v.bin", tmp_path / "v.vec"
+    assert main([*args, "--out", str(by_suffix)]) == 0 and main([*args, "--out", str(by_flag), "--binary"]) == 0
+    for path in (by_suffix, by_flag):
+        header, _, body = path.read_bytes().partition(b"\n")
+        n, dim = map(int, header.split())
+        assert dim == 8 and len(body) > n * 4 * dim  # float32 records, not text numbers
+        kv = WordVectors.load_word2vec_format(path, binary=True)
+        assert len(kv) == n and kv.vectors.dtype == "float32"
+    with pytest.raises(ValueError, match="not UTF-8 text"):  # read as text by mistake: the error says why
+        WordVectors.load_word2vec_format(by_flag)
+    capsys.readouterr()
+    assert main(["search", "--corpus", str(corpus), "--query", "sword gate", "--vectors", str(by_suffix),
+                 "-k", "2"]) == 0
+    assert "hybrid search" in capsys.readouterr().out

@@ -214,6 +214,95 @@ def test_word2vec_text_format_roundtrip(tmp_path):
         WordVectors.load_word2vec_format(path)
 
 
+def _awkward_vectors():
+    """Words in several scripts; floats over float32's whole range (subnormals, extremes, -0.0)."""
+    rng = np.random.default_rng(3)
+    v = (rng.standard_normal((40, 7)) * 10.0 ** rng.integers(-40, 38, (40, 7))).astype(np.float32)
+    v[0] = [np.finfo(np.float32).max, -np.finfo(np.float32).tiny, 1e-45, -0.0, 1 / 3, 0.1, 1e-7]
+    words = ["the", "o'er", "king", "café", "Zürich", "王", "ποιητής", "x-17"] + [f"w{i}" for i in range(32)]
+    return WordVectors(words, v)
+
+
+@pytest.mark.parametrize("name, binary", [("v.txt", None), ("v.bin", None), ("v.vec", True), ("v.bin", False)])
+def test_word2vec_formats_roundtrip_float32_exactly(tmp_path, name, binary):
+    kv = _awkward_vectors()
+    path = kv.save_word2vec_format(tmp_path / name, binary=binary)
+    back = WordVectors.load_word2vec_format(path, binary=binary)
+    assert back.words == kv.words and back.vectors.dtype == np.float32
+    np.testing.assert_array_equal(back.vectors.view(np.uint32), kv.vectors.view(np.uint32))  # bit for bit
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # written atomically: no temporary file left
+    data = path.read_bytes()
+    assert data.startswith(b"40 7\n")
+    if binary or (binary is None and name.endswith(".bin")):  # the C tool's record: word, space, 7 <f4, newline
+        record = "café".encode() + b" " + kv["café"].astype("<f4").tobytes() + b"\n"
+        assert record in data and len(data) == len(b"40 7\n") + sum(len(w.encode()) + 2 + 28 for w in kv.words)
+    else:
+        assert data.decode("utf-8").splitlines()[4].split(" ")[0] == "café" and len(data.splitlines()) == 41
+
+
+def test_word2vec_readers_accept_the_c_tools_and_gensims_variants(tmp_path):
+    text = tmp_path / "c.txt"  # the C tool ends each text line with a space
+    text.write_text("2 3\nking 1 2 3 \nqueen 4 5 6 \n")
+    assert WordVectors.load_word2vec_format(text).vectors.tolist() == [[1, 2, 3], [4, 5, 6]]
+    rows = np.array([[1, 2, 3], [4, 5, 6]], "<f4")
+    gensim_bin = tmp_path / "g.bin"  # gensim 4 writes binary records without the newline
+    gensim_bin.write_bytes(b"2 3\nking " + rows[0].tobytes() + b"queen " + rows[1].tobytes())
+    back = WordVectors.load_word2vec_format(gensim_bin)
+    assert back.words == ["king", "queen"] and np.array_equal(back.vectors, rows)
+
+
+def _good_text() -> str:
+    return "2 3\nking 1 2 3\nqueen 4 5 6\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "first line must be"),
+    ("2\nking 1 2 3\n", "first line must be"),
+    ("two 3\nking 1 2 3\n", "first line must be"),
+    ("1 0\nking\n", "first line must be"),
+    ("2 3\nking 1 2 3\nqueen 4 5\n", r":3: expected a word and 3 numbers, got 3 fields"),
+    ("2 3\nking 1 2 3\nqueen 4 five 6\n", r":3: the vector of 'queen' has a field that is not a number"),
+    ("2 3\nking 1 2 3\nking 4 5 6\n", "the word 'king' appears more than once"),
+    ("1 3\nking 1 2 3\nqueen 4 5 6\n", ":3: header says 1 words, the file has more"),
+    ("3 3\nking 1 2 3\nqueen 4 5 6\n", "truncated"),
+    ("2 3\nking 1 2 3\n\nqueen 4 5 6\n", ":3: expected a word and 3 numbers, got 1 fields"),
+    ("1000000000000 300\nking 1 2 3\n", "truncated"),  # a corrupt header fails before allocating anything
+])
+def test_word2vec_text_reader_rejects_malformed_files(tmp_path, text, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(text)
+    with pytest.raises(VectorsFormatError, match=message):
+        WordVectors.load_word2vec_format(path)
+    assert issubclass(VectorsFormatError, ValueError)  # the CLI turns it into a one-line error
+
+
+def test_word2vec_binary_reader_rejects_malformed_files(tmp_path):
+    path = WordVectors(["king", "queen", "knight"], np.ones((3, 4), np.float32)).save_word2vec_format(
+        tmp_path / "v.bin")
+    good = path.read_bytes()
+
+    def fails(data: bytes, message: str) -> None:
+        path.write_bytes(data)
+        with pytest.raises(VectorsFormatError, match=message):
+            WordVectors.load_word2vec_format(path)
+
+    fails(good[:-9], "truncated")                         # the last record cut short
+    fails(good.replace(b"3 4\n", b"4 4\n", 1) + b"\x00" * 4, "ends inside word 4")
+    fails(good + b"rogue " + bytes(16), "bytes after the 3 words")
+    fails(good.replace(b"queen", b"\xff\xfeeen"), "word 2 at byte .* is not UTF-8")
+    fails(good.replace(b"\nqueen ", b"\nqu\teen ", 1) + b"x", "malformed record")
+    fails(good.replace(b"queen", b"king"), "the word 'king' appears more than once")
+    fails(b"3 4 x\n" + good[4:], "first line must be")
+
+
+def test_word2vec_writer_refuses_what_the_format_cannot_hold(tmp_path):
+    with pytest.raises(ValueError, match="whitespace"):
+        WordVectors(["two words", "x"], np.zeros((2, 2))).save_word2vec_format(tmp_path / "v.txt")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        WordVectors(["a", "b"], np.array([[0.0, 1.0], [np.nan, 0.0]])).save_word2vec_format(tmp_path / "v.bin")
+    assert not list(tmp_path.iterdir())  # nothing written, not even a partial file
+
+
 def _royal_vectors():
     rng = np.random.default_rng(0)
     basis = {k: rng.normal(size=50) for k in ["royal", "male", "female", "person", "x", "y", "own"]}
@@ -272,3 +361,17 @@ def test_gensim_reads_our_vectors_file(tmp_path):
     path = kv.save_word2vec_format(tmp_path / "v.txt")
     g = gensim.models.KeyedVectors.load_word2vec_format(str(path), binary=False)
     assert abs(g.similarity("king", "queen") - kv.similarity("king", "queen")) < 1e-4
+
+
+@pytest.mark.parametrize("name, binary", [("v.txt", False), ("v.bin", True)])
+def test_gensim_reads_our_text_and_binary_files_exactly(tmp_path, name, binary):
+    """Optional oracle (skipped without gensim): gensim's reader gives our words and float32 bits."""
+    gensim = pytest.importorskip("gensim")
+    kv = _awkward_vectors()
+    path = kv.save_word2vec_format(tmp_path / name)
+    g = gensim.models.KeyedVectors.load_word2vec_format(str(path), binary=binary)
+    assert list(g.index_to_key) == kv.words
+    np.testing.assert_array_equal(g.vectors.astype(np.float32).view(np.uint32), kv.vectors.view(np.uint32))
+    again = tmp_path / ("gensim_" + name)  # and we read what gensim writes
+    g.save_word2vec_format(str(again), binary=binary)
+    np.testing.assert_array_equal(WordVectors.load_word2vec_format(again).vectors, kv.vectors)

@@ -13,14 +13,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="search a corpus with BM25, word vectors, or both fused (RRF)",
         description="Search the passages of a corpus (Shakespeare's speeches, or the blank-line separated "
         "blocks of a text file). bm25: Okapi BM25 (k1=1.5, b=0.75). dense: cosine between mean word "
-        "vectors (needs --vectors, a word2vec text file, e.g. from `tglite word2vec train`). hybrid: "
+        "vectors (needs --vectors, a word2vec text or .bin file, e.g. from `tglite word2vec train`). hybrid: "
         "reciprocal rank fusion (k=60) of the two.",
     )
     parser.add_argument("--query", required=True, help="the query text")
     parser.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file")
     parser.add_argument("--encoding", type=encoding_name, default="utf-8",
                         help="the text file's encoding (e.g. latin-1 or cp1252 for older files)")
-    parser.add_argument("--vectors", type=Path, default=None, help="word2vec text file for dense / hybrid search")
+    parser.add_argument("--vectors", type=Path, default=None,
+                        help="word2vec file for dense / hybrid search (text, or binary when it ends in .bin)")
     parser.add_argument("--mode", choices=["bm25", "dense", "hybrid"], default=None,
                         help="default: hybrid with --vectors, else bm25")
     parser.add_argument("-k", type=positive_int, default=5, help="number of results")

