@@ -34,6 +34,7 @@ from .geometry import (
     rogue_share,
     skewness,
 )
+from .plots import plot_k_occurrence, plot_word_pca
 from .remedies import (
     all_but_the_top,
     center,
@@ -62,4 +63,5 @@ __all__ = [
     "hubness", "concentration", "concentration_vs_dimension",
     "center", "all_but_the_top", "fit_whitening", "whiten", "whitening_sample_study", "csls_scores",
     "csls_neighbours", "BertConfig", "BertEncoder", "load_minilm", "encode", "negation_demo",
+    "plot_word_pca", "plot_k_occurrence",
 ]

@@ -318,6 +318,8 @@ def finetune_sweep(c: FinetuneConfig, corpus: Corpus | None = None, progress: bo
             f"optimizer state {row['optimizer_bytes']:,} B  {row['seconds']:.1f} s")
     full = next((x["val_loss"] for x in runs if x["method"] == "full"), None)
     for x in runs:
+        # the two validation losses this sweep measures for each run (before, after), as (step, loss)
+        x["val_curve"] = [[0, base], [c.finetune_steps, x["val_loss"]]]
         x["recovery"] = (base - x["val_loss"]) / (base - full) if full is not None and base != full else float("nan")
     return {"config": dataclasses.asdict(c), "base_val_loss": base, "runs": runs, "model": model, "corpus": corpus}
 
@@ -431,16 +433,33 @@ def plot_rank_scaling(rows: list[dict[str, Any]], path: str | Path) -> Path:
 
 
 def plot_finetune(sweep: dict[str, Any], path: str | Path) -> Path:
+    """Left: each run's training loss (10-step mean). Right: validation loss on the tragedies
+    before and after fine-tuning, so the comparison is validation against validation."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for x in sweep["runs"]:
-        curve = np.convolve(x["curve"], np.ones(10) / 10, mode="valid")
-        ax.plot(curve, label=x["method"] + (f" r={x['r']}" if x["r"] else ""))
-    ax.axhline(sweep["base_val_loss"], color="k", ls=":", label="before (val)")
-    ax.set_title("fine-tuning on the tragedies")
-    ax.set_xlabel("fine-tuning step")
-    ax.set_ylabel("train loss (tragedies, 10-step mean)")
-    ax.legend(fontsize=7)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    steps = sweep["config"]["finetune_steps"]
+    base = sweep["base_val_loss"]
+    for i, x in enumerate(sweep["runs"]):
+        name = x["method"] + (f" r={x['r']}" if x["r"] else "")
+        color = f"C{i % 10}"
+        window = min(10, len(x["curve"]))
+        curve = np.convolve(x["curve"], np.ones(window) / window, mode="valid")
+        left.plot(np.arange(window, window + len(curve)), curve, color=color, label=f"{name}: train")
+        # the sweep evaluates twice per run (before and after); older results carry only the end
+        points = x.get("val_curve") or [[0, base], [steps, x["val_loss"]]]
+        right.plot([p[0] for p in points], [p[1] for p in points], "o-", color=color,
+                   label=f"{name}: val ({len(points)} evaluations)")
+    right.axhline(base, color="k", ls=":", label=f"before fine-tuning: val {base:.3f}")
+    left.set_title("training loss on the tragedies")
+    left.set_ylabel("train loss (nats / char, 10-step mean)")
+    right.set_title("validation loss on the tragedies")
+    right.set_ylabel("val loss (nats / char)")
+    for ax in (left, right):
+        ax.set_xlabel("fine-tuning step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("fine-tuning a comedy-pretrained GPT on the tragedies")
+    fig.tight_layout()
     return _save(fig, path)
 
 

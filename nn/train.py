@@ -285,11 +285,13 @@ class Trainer:
         ax = fig.add_subplot()
         if self.history:
             ax.plot([h.step for h in self.history], [h.loss for h in self.history], lw=0.8, alpha=0.6,
-                    label="train (batch)")
+                    label="train (each step's batch)")
         if self.evals:
             steps = [e["step"] for e in self.evals]
-            ax.plot(steps, [e["train"] for e in self.evals], "o-", label="train (eval)")
-            ax.plot(steps, [e["val"] for e in self.evals], "s-", label="val (eval)")
+            # markers only where an evaluation ran: the lines between them are not measurements
+            n = f"{len(steps)} evaluation{'s' if len(steps) != 1 else ''}, markers"
+            ax.plot(steps, [e["train"] for e in self.evals], "o-", label=f"train split ({n})")
+            ax.plot(steps, [e["val"] for e in self.evals], "s-", label=f"val split ({n})")
         ax.axhline(math.log(self.tokenizer.vocab_size), color="gray", ls=":", label="uniform guess: ln(vocab)")
         ax.set_xlabel("step")
         ax.set_ylabel("cross-entropy (nats / token)")

@@ -42,6 +42,9 @@ def test_finetune_sweep_and_loraplus_tiny(tmp_path: Path) -> None:
     assert runs[("lora", 2)]["fraction"] < 0.2
     assert runs[("lora", 2)]["optimizer_bytes"] == 2 * 4 * runs[("lora", 2)]["trainable"]  # Adam m, v in fp32
     assert all(math.isfinite(x["val_loss"]) for x in sweep["runs"])
+    # the validation losses the sweep measured, as a curve per run: before and after fine-tuning
+    for x in sweep["runs"]:
+        assert x["val_curve"] == [[0, sweep["base_val_loss"]], [TINY.finetune_steps, x["val_loss"]]]
     assert "recovery" in E.results_table(sweep)
     plus = E.loraplus_vs_lora(sweep["model"], corpus, TINY)
     assert plus["steps_lora"] is not None

@@ -461,23 +461,32 @@ def _plot_cost(r: CostResult, path: Path) -> Path:
         ax.loglog([m[-1].params] + [row.params for row in e] if m else [row.params for row in e],
                   ([m[-1].t_fd] if m else []) + [row.t_fd_extrapolated for row in e], "^--", color="C3",
                   mfc="none", label="finite differences (extrapolated)")
-    ax.set_xlabel("parameters P")
-    ax.set_ylabel("seconds for one full gradient")
+    ax.set_xlabel("parameters P (count)")
+    ax.set_ylabel("seconds for one full gradient (s)")
     ax.set_title("Cost of one gradient")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
     Pe = np.logspace(math.log10(P.min()), math.log10(max(P.max(), *(p for p, _ in r.extrapolated))), 50)
     ax2.loglog(Pe, r.fd_coef * Pe**r.fd_slope, "--", color="C3",
-               label=f"finite differences: {r.fd_coef:.2g}·P^{r.fd_slope:.2f}")
-    ax2.loglog([row.params for row in m], [row.t_fd / row.t_forward for row in m], "^", color="C3")
+               label=f"finite differences, fit: {r.fd_coef:.2g}·P^{r.fd_slope:.2f}")
+    ax2.loglog([row.params for row in m], [row.t_fd / row.t_forward for row in m], "^", color="C3",
+               label="finite differences (measured)")
     ax2.loglog(Pe, np.full_like(Pe, r.backprop_constant), "--", color="C0",
-               label=f"backprop: {r.backprop_constant:.2f} (median)")
-    ax2.loglog(P, [row.t_backprop / row.t_forward for row in r.rows], "s", color="C0")
-    ax2.set_xlabel("parameters P")
-    ax2.set_ylabel("cost in forward passes")
+               label=f"backprop, fit: {r.backprop_constant:.2f} (median)")
+    ax2.loglog(P, [row.t_backprop / row.t_forward for row in r.rows], "s", color="C0",
+               label="backprop (measured)")
+    ax2.set_xlabel("parameters P (count)")
+    ax2.set_ylabel("cost (forward passes)")
     ax2.set_title("Measured (markers) and fitted (dashed)")
-    ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=8)
+    # Where the finite-difference measurements stop, everything to the right is the fit's prediction.
+    if m:
+        last = m[-1].params
+        for a, right in ((ax, P.max()), (ax2, max(P.max(), Pe.max()))):  # each panel's own x range
+            a.axvline(last, color="k", ls=":", lw=1, label=f"last measured finite differences (P = {last:,})")
+            if right > last:
+                a.axvspan(last, right, color="gray", alpha=0.12, lw=0,
+                          label="finite differences: extrapolated, not measured")
+    for a in (ax, ax2):
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=7)
     return save_figure(fig, path)
 
 

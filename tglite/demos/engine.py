@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,11 +306,15 @@ def _plot_boundary(weights: list[Tensor], X: np.ndarray, y: np.ndarray, title: s
     ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.5)
     for k, color in ((0, "tab:blue"), (1, "tab:red")):
         ax.scatter(X[y == k, 0], X[y == k, 1], s=10, c=color, edgecolors="white", linewidths=0.3,
-                   label=f"class {k}")
-    fig.colorbar(filled, ax=ax, label="P(class 1)")
+                   label=f"class {k} (training points)")
+    ax.plot([], [], color="k", lw=1.5, label="decision boundary, P(class 1) = 0.5")  # the contour's legend entry
+    # a colour bar of its own width and a wrapped title: a long title no longer runs into the bar's label
+    fig.colorbar(filled, ax=ax, label="P(class 1) predicted by the MLP", fraction=0.046, pad=0.04)
     ax.set_aspect("equal")
-    ax.legend(loc="upper right")
-    ax.set_title(title)
+    ax.set_xlabel("x₁ (input coordinate, unitless)")
+    ax.set_ylabel("x₂ (input coordinate, unitless)")
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.85)
+    ax.set_title(textwrap.fill(title, 34), fontsize=10)
     save_figure(fig, path)
 
 

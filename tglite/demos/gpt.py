@@ -25,7 +25,7 @@ def gpt_step(out_dir: Path, quick: bool) -> str:
 
     steps = 40 if quick else 300
     config = CONFIGS["shakespeare-char-small"].with_overrides({
-        "max_iters": str(steps), "lr_decay_iters": str(steps), "eval_interval": str(steps // 2),
+        "max_iters": str(steps), "lr_decay_iters": str(steps), "eval_interval": str(steps // 5),
         "eval_iters": "5", "out_dir": str(out_dir),
     })
     trainer = Trainer(config)
