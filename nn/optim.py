@@ -19,7 +19,7 @@ import numpy as np
 
 import tinygrad_lite as tg
 from tinygrad_lite import Tensor
-from tinygrad_lite.backend import cpu_kernels
+from tinygrad_lite.backend import kernels_for
 
 ParamsLike = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -170,7 +170,7 @@ class Adam(Optimizer):
             state["step"] = 0
             state["exp_avg"] = p.xp.zeros(p.shape, dtype=p.dtype)
             state["exp_avg_sq"] = p.xp.zeros(p.shape, dtype=p.dtype)
-        compiled = cpu_kernels() if p.device == "cpu" and grad.dtype == p.dtype and grad.flags.c_contiguous \
+        compiled = kernels_for(p.device) if grad.dtype == p.dtype and grad.flags.c_contiguous \
             and p.data.flags.c_contiguous else None
         if compiled is not None:  # the same update as below, in one compiled pass (kernels/cpu.py)
             state["step"] += 1
@@ -251,7 +251,7 @@ def clip_grad_norm_(params: Iterable[Tensor], max_norm: float) -> float:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
-    compiled = cpu_kernels() if all(g.device == "cpu" for g in grads) else None
+    compiled = kernels_for(grads[0].device) if len({g.device for g in grads}) == 1 else None
     if compiled is not None:  # one pass per gradient, no float64 temporaries
         total = math.sqrt(sum(compiled.sum_of_squares(g.data) for g in grads))
     else:

@@ -30,6 +30,9 @@ class Backend:
     # index_add(out, index, values): out[index] += values in place, repeated indices accumulating
     # (NumPy's np.add.at). None: use xp.add.at.
     index_add: Callable[[Any, tuple[Any, ...], Any], None] | None = field(default=None, repr=False)
+    # compiled_kernels(): the module of compiled kernels for this device's arrays, or None (then the
+    # fused ops and optimizers run their reference xp code). Called on use, so it can load lazily.
+    compiled_kernels: Callable[[], ModuleType | None] = field(default=lambda: None, repr=False)
 
 
 def _numpy_erf() -> Callable[[Any], Any]:
@@ -81,6 +84,7 @@ def _numpy_index_add(out: np.ndarray, index: tuple[Any, ...], values: np.ndarray
     np.add.at(out, index, values)
 
 
+DEFAULT_DEVICE = "cpu"  # where a Tensor lives unless told otherwise
 _REGISTRY: dict[str, Callable[[], Backend]] = {}
 _CACHE: dict[str, Backend] = {}
 XP_BY_DEVICE: dict[str, ModuleType] = {}  # filled as backends load; Tensor.xp reads it on every op
@@ -107,13 +111,19 @@ def get_backend(device: str) -> Backend:
     return backend
 
 
+def kernels_for(device: str) -> ModuleType | None:
+    """The compiled kernels for arrays on `device` (the Numba CPU kernels for "cpu"), or None:
+    what a fused op asks before taking its compiled fast path."""
+    return get_backend(device).compiled_kernels()
+
+
 def available_devices() -> list[str]:
     return sorted(_REGISTRY)
 
 
 def _numpy_backend() -> Backend:
     keep_freed_memory()  # reuse freed blocks instead of fresh pages each step (allocator.py)
-    return Backend("cpu", np, _numpy_erf(), lambda a: np.asarray(a), _numpy_index_add)
+    return Backend("cpu", np, _numpy_erf(), lambda a: np.asarray(a), _numpy_index_add, cpu_kernels)
 
 
 register_backend("cpu", _numpy_backend)

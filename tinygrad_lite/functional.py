@@ -131,8 +131,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generat
         return x
     gen = generator or default_generator
     keep = gen.uniform(x.shape, dtypes.float64 if x.dtype == dtypes.float64 else dtypes.float32) >= p
-    if x.device != "cpu":
-        keep = x.xp.asarray(keep)
+    keep = x.xp.asarray(keep)  # the generator draws on the host; a no-op for NumPy arrays
     mask = Tensor._make((keep / (1.0 - p)).astype(x.dtype), False, x.device)
     return x * mask
 

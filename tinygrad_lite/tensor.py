@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
+from .backend import DEFAULT_DEVICE, get_backend
 from .backend import XP_BY_DEVICE as _XP
-from .backend import get_backend
 from .grad_mode import STATE
 
 Axis = int | Sequence[int] | None
@@ -29,7 +29,7 @@ class Tensor:
     )
     __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu") -> None:
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str = DEFAULT_DEVICE) -> None:
         xp = get_backend(device).xp
         if isinstance(data, Tensor):
             data = data.data
@@ -103,7 +103,7 @@ class Tensor:
             extra = f", grad_fn={type(self._ctx).__name__}"
         elif self.requires_grad:
             extra = ", requires_grad=True"
-        dev = "" if self.device == "cpu" else f", device={self.device!r}"
+        dev = "" if self.device == DEFAULT_DEVICE else f", device={self.device!r}"
         body = np.array2string(get_backend(self.device).to_numpy(self.data), separator=", ", prefix="Tensor(")
         return f"Tensor({body}, dtype={self.dtype}{dev}{extra})"
 

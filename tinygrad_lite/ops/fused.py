@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backend import cpu_kernels, get_backend
+from ..backend import get_backend, kernels_for
 from ..function import Function
 from ..tensor import Tensor
 
@@ -85,7 +85,7 @@ class LayerNorm(Function):
 
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Any:
         self.save_for_backward(weight)  # its version is checked: an in-place update would corrupt dx
-        self.compiled = cpu_kernels() if x.device == "cpu" else None
+        self.compiled = kernels_for(x.device)
         if self.compiled is not None:
             y, self.xhat, self.rstd = self.compiled.layer_norm_forward(x.data, weight.data, bias.data, eps)
             return y
@@ -156,7 +156,7 @@ class FusedGelu(Function):
 
     def forward(self, x: Tensor) -> Any:
         self.x = x.data
-        compiled = cpu_kernels() if x.device == "cpu" and x.dtype == "float32" else None
+        compiled = kernels_for(x.device) if x.dtype == "float32" else None
         if compiled is not None:  # one compiled pass with a float32 erf (kernels/cpu.py); same math
             y, self.cdf = compiled.gelu_forward(x.data)
             return y
