@@ -6,7 +6,7 @@ Uses nn and tinygrad_lite; nothing below imports it.
     sents = shakespeare_sentences()
     model = FastWord2Vec(Vocab.build(sents, min_count=5), dim=100, workers=2)
     model.train(sents, epochs=5)
-    print(evaluate_analogies(model.vectors()).table())
+    table = evaluate_analogies(model.vectors()).table()   # a text table, to print or display
 """
 from .bert import BertConfig, BertEncoder, encode, load_minilm, negation_demo
 from .corpus import shakespeare_sentences, text_to_sentences, tokenize

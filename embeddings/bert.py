@@ -214,20 +214,13 @@ NEGATION_PAIRS = [
 ]
 
 
-def negation_demo(verbose: bool = False) -> dict[tuple[str, str], float] | None:
+def negation_demo() -> dict[tuple[str, str], float]:
     """Cosine similarity of a negated pair vs a true paraphrase pair under all-MiniLM-L6-v2, as
-    {(a, b): cos}; None when the model package is missing. Silent unless verbose=True, which prints
-    each pair's cosine (or what to install) for notebooks and lectures."""
-    try:
-        model, tokenizer = load_minilm()
-    except ImportError as e:
-        if verbose:
-            print(f"negation demo skipped: {e}")
-        return None
+    {(a, b): cos}. Raises load_minilm's ImportError (which says what to install) when the model
+    package is missing; the caller decides whether to skip."""
+    model, tokenizer = load_minilm()
     out = {}
     for a, b in NEGATION_PAIRS:
         E = encode(model, tokenizer, [a, b])
         out[(a, b)] = float(E[0] @ E[1])
-        if verbose:
-            print(f"cos({a!r}, {b!r}) = {out[(a, b)]:.4f}")
     return out

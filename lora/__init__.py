@@ -3,7 +3,7 @@
     import nn, lora
     model = nn.GPT(nn.GPTConfig(vocab_size=65, n_layer=2, n_head=2, n_embd=32, block_size=32))
     lora.apply_lora(model, "all-linear", r=8, alpha=16)      # only the adapters are trainable now
-    print(lora.trainable_summary(model))
+    summary = lora.trainable_summary(model)                  # "trainable params: ... of ..." (a string)
 
 Members: rsLoRA (method="rslora"), DoRA ("dora"), PiSSA ("pissa"), OLoRA ("olora"),
 QLoRA ("qlora": NF4 base), VeRA ("vera"); LoRA+ is `loraplus_param_groups`.

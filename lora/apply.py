@@ -85,13 +85,11 @@ def lora_layers(model: Module) -> list[tuple[str, LoRALinear]]:
 def apply_lora(model: Module, target_modules: str | Sequence[str] = "all-linear", r: int = 8, alpha: float = 16.0,
                dropout: float = 0.0, method: str = "lora", adapter_name: str = "default", use_rslora: bool = False,
                init: str = "uniform", detach_norm: bool = True, vera_seed: int = 0, d_init: float = 0.1,
-               exclude: Sequence[str] = ("lm_head",), generator: tg.Generator | None = None,
-               verbose: bool = False) -> Module:
+               exclude: Sequence[str] = ("lm_head",), generator: tg.Generator | None = None) -> Module:
     """Wrap the target Linears of `model` (in place) with an adapter called `adapter_name`, freeze
     everything else, and return the model. method: lora, rslora (= lora with use_rslora), dora,
     pissa, olora, qlora (NF4 base + LoRA), vera. A second call adds another named adapter.
-    verbose=True prints the trainable / total parameter counts (`trainable_summary`); by default
-    nothing is printed (library code stays quiet: print `trainable_summary(model)` yourself)."""
+    Nothing is printed: `trainable_summary(model)` returns the trainable / total parameter counts."""
     if method not in METHODS:
         raise ValueError(f"apply_lora: unknown method {method!r}; choose one of {METHODS}")
     use_rslora = use_rslora or method == "rslora"
@@ -128,8 +126,6 @@ def apply_lora(model: Module, target_modules: str | Sequence[str] = "all-linear"
         adapter.method = method if method in ("pissa", "olora", "qlora", "rslora") else adapter.method
         layer.add_adapter(adapter_name, adapter)
     set_adapter(model, adapter_name)
-    if verbose:
-        print(trainable_summary(model))
     return model
 
 

@@ -272,8 +272,7 @@ def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str,
         max_lr = c.full_lr
     else:
         targets = c.targets.split(",") if isinstance(c.targets, str) and "," in c.targets else c.targets
-        apply_lora(model, targets, r=r, alpha=c.alpha, method=method, generator=Generator(fs + 2),
-                   verbose=False)
+        apply_lora(model, targets, r=r, alpha=c.alpha, method=method, generator=Generator(fs + 2))
         if loraplus:
             groups = loraplus_param_groups(model, c.lora_lr, loraplus)  # B at lr_scale = loraplus
         else:

@@ -365,7 +365,7 @@ class GRPOTrainer:
             if lora.lora_layers(policy):
                 raise ValueError("GRPOTrainer: the policy already has LoRA adapters; pass the plain GPT")
             lora.apply_lora(policy, c.lora_targets, r=c.lora_r, alpha=c.lora_alpha,
-                            generator=tg.Generator(_seed_for(c.seed, _LORA_INIT)), verbose=False)
+                            generator=tg.Generator(_seed_for(c.seed, _LORA_INIT)))
         self.uses_reference = reference is not None or c.grpo.beta > 0 or c.log_kl
         if reference is not None:
             if not isinstance(reference, GPT) or reference.config.vocab_size != policy.config.vocab_size:

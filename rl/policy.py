@@ -245,7 +245,7 @@ def load_policy(path: str | Path) -> tuple[GPT, dict[str, Any]]:
             import lora
 
             c = ckpt.config["grpo_trainer"]
-            lora.apply_lora(model, c["lora_targets"], r=c["lora_r"], alpha=c["lora_alpha"], verbose=False)
+            lora.apply_lora(model, c["lora_targets"], r=c["lora_r"], alpha=c["lora_alpha"])
             model.load_state_dict(state)
             model = lora.merge_and_unload(model)
         else:

@@ -182,7 +182,7 @@ def test_olora_model_starts_at_the_base_model() -> None:
                generator=tg.Generator(0))
     idx = np.random.default_rng(0).integers(0, 20, (2, 8))
     before = m(idx)[0].numpy()
-    lora.apply_lora(m, "all-linear", r=4, alpha=16, method="olora", verbose=False)
+    lora.apply_lora(m, "all-linear", r=4, alpha=16, method="olora")
     for _, layer in lora.lora_layers(m):
         b = layer.adapters["default"].B.numpy()
         np.testing.assert_allclose(b.T @ b, np.eye(4), atol=1e-12)
@@ -214,7 +214,7 @@ def test_loraplus_groups() -> None:
 def test_loraplus_gives_doras_magnitude_the_ratio() -> None:
     """PEFT's create_loraplus_optimizer puts lora_B and every 1-D parameter at lr·ratio."""
     m = nn.GPT(nn.GPTConfig(vocab_size=20, n_layer=1, n_head=2, n_embd=8, block_size=8))
-    lora.apply_lora(m, "all-linear", r=2, method="dora", verbose=False)
+    lora.apply_lora(m, "all-linear", r=2, method="dora")
     groups = lora.loraplus_param_groups(m, lr=1e-3, ratio=8.0)
     adapters = [layer.adapters["default"] for _, layer in lora.lora_layers(m)]
     assert {id(p) for p in groups[0]["params"]} == {id(a.A) for a in adapters}
@@ -225,7 +225,7 @@ def test_loraplus_gives_doras_magnitude_the_ratio() -> None:
 def test_loraplus_gives_veras_vectors_the_ratio() -> None:
     """VeRA's λ_b and λ_d are 1-D: PEFT gives both lr·ratio, so a VeRA model has one group, at lr·ratio."""
     m = nn.GPT(nn.GPTConfig(vocab_size=20, n_layer=1, n_head=2, n_embd=8, block_size=8))
-    lora.apply_lora(m, "all-linear", r=4, method="vera", verbose=False)
+    lora.apply_lora(m, "all-linear", r=4, method="vera")
     groups = lora.loraplus_param_groups(m, lr=1e-3)
     vectors = {id(p) for _, layer in lora.lora_layers(m) for p in layer.adapters["default"].parameters()}
     assert len(groups) == 1 and {id(p) for p in groups[0]["params"]} == vectors
@@ -234,7 +234,7 @@ def test_loraplus_gives_veras_vectors_the_ratio() -> None:
 
 def test_loraplus_ratio_survives_a_schedule() -> None:
     m = nn.GPT(nn.GPTConfig(vocab_size=20, n_layer=1, n_head=2, n_embd=8, block_size=8))
-    lora.apply_lora(m, "all-linear", r=2, verbose=False)
+    lora.apply_lora(m, "all-linear", r=2)
     opt = nn.AdamW(lora.loraplus_param_groups(m, lr=1e-3), weight_decay=0.0)
     schedule = nn.WarmupCosine(1e-3, 10, 100, 1e-4)
     for step in (0, 5, 50, 200):

@@ -549,7 +549,7 @@ def test_bad_trainer_arguments_raise_clear_errors() -> None:
         GRPOTrainer(short, config)
     with pytest.raises(ValueError, match="do not pass a reference"):
         GRPOTrainer(tiny_policy(), tiny_config(use_lora=True), reference=tiny_policy())
-    adapted = lora.apply_lora(tiny_policy(), r=2, verbose=False)
+    adapted = lora.apply_lora(tiny_policy(), r=2)
     with pytest.raises(ValueError, match="already has LoRA adapters"):
         GRPOTrainer(adapted, tiny_config(use_lora=True))
     with pytest.raises(TypeError, match="is not callable"):

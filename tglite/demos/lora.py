@@ -31,7 +31,7 @@ def lora_step(out_dir: Path, quick: bool) -> str:
     E.plot_finetune(sweep, out_dir / "lora_finetune.png")
     # merge exactness on the fine-tuned adapter: W0 + s·B·A in one matrix gives the same logits
     model = E._copy(sweep["model"])
-    lora.apply_lora(model, config.targets, r=8, alpha=config.alpha, verbose=False)
+    lora.apply_lora(model, config.targets, r=8, alpha=config.alpha)
     rng = np.random.default_rng(0)
     for _, p in model.named_parameters():
         if p.requires_grad:
