@@ -1,7 +1,7 @@
 """Putting adapters into a model, switching them, merging them away, saving them.
 
     model = nn.GPT(config)                       # pretrained
-    apply_lora(model, "all-linear", r=8, alpha=16)  # silent; print(trainable_summary(model)) shows the counts
+    apply_lora(model, "all-linear", r=8, alpha=16)  # silent; trainable_summary(model) returns the counts
     # ... train: only the adapters' parameters have requires_grad ...
     save_adapter("adapter.npz", model)           # a few KB, validated when loaded back
     plain = merge_and_unload(model)              # a normal nn.GPT with W0 + ΔW in its Linears
