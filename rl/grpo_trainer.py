@@ -55,6 +55,7 @@ from nn.files import atomic_write_bytes, atomic_write_text
 from tinygrad_lite import Tensor
 
 from .grpo import GRPOConfig, group_advantages, grpo_loss, process_advantages, token_logprobs
+from .plots import log_series
 from .policy import greedy_accuracy
 from .progress import progress_bar
 from .rewards import (
@@ -752,14 +753,6 @@ def write_logs_csv(logs: Sequence[dict[str, Any]], path: str | Path) -> Path:
     return atomic_write_text(path, buf.getvalue())
 
 
-def _series(logs: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    pts = [(r["step"], r[key]) for r in logs if r.get(key) is not None]
-    if not pts:
-        return np.zeros(0), np.zeros(0)
-    xs, ys = zip(*pts)
-    return np.array(xs, dtype=float), np.array(ys, dtype=float)
-
-
 def plot_logs(logs: Sequence[dict[str, Any]], path: str | Path, title: str = "GRPO training") -> Path | None:
     """A 2x3 PNG of the run (atomically): reward, held-out accuracy, KL, entropy, completion length,
     clip and zero-std fractions, each against the step. Returns None when matplotlib is missing."""
@@ -773,7 +766,7 @@ def plot_logs(logs: Sequence[dict[str, Any]], path: str | Path, title: str = "GR
 
     def panel(a: Any, keys: list[tuple[str, str]], ylabel: str, subtitle: str, marker: str = "") -> None:
         for key, label in keys:
-            xs, ys = _series(logs, key)
+            xs, ys = log_series(logs, key)
             if xs.size:
                 a.plot(xs, ys, marker=marker, label=label)
         a.set_title(subtitle)

@@ -228,6 +228,13 @@ def plot_kl_estimators(values: Mapping[str, np.ndarray], true_kl: float | None,
 
 
 # ----------------------------------------------------------------------------- GRPO runs
+def log_series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one key of a run's log rows, skipping the rows that lack it."""
+    pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+    xs, ys = zip(*pts) if pts else ((), ())
+    return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
 def _moving_mean(ys: np.ndarray, window: int) -> np.ndarray:
     """Mean of the last `window` values at every point (fewer at the start)."""
     c = np.cumsum(np.concatenate([[0.0], ys]))
@@ -246,16 +253,11 @@ def plot_grpo_runs(runs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | 
     axes = fig.subplots(1, 4)
     colors = _colors(len(runs))
 
-    def series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        xs, ys = (zip(*pts) if pts else ((), ()))
-        return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-
     for color, (label, rows) in zip(colors, runs.items()):
-        xs, ys = series(rows, "accuracy_mean")
+        xs, ys = log_series(rows, "accuracy_mean")
         axes[0].plot(xs, ys, marker="o", ms=3, color=color, label=label)
         for ax, key in zip(axes[1:], ("reward", "kl", "completion_length_wrong")):
-            xs, ys = series(rows, key)
+            xs, ys = log_series(rows, key)
             if xs.size:
                 ax.plot(xs, _moving_mean(ys, window), color=color, label=label)
     labels = [("Held-out greedy accuracy", "accuracy (mean over levels)"),
