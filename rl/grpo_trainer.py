@@ -490,12 +490,13 @@ class GRPOTrainer:
             return batch
         rewards = np.concatenate([r for _, _, r, _ in kept])
         parts = {n: np.concatenate([d[n] for _, _, _, d in kept]) for n in sampled_parts}
-        advantages, _ = group_advantages(rewards, G, g.scale_rewards)
         x, y = encode_examples(problems, [s.completion for s in solutions], block_size=self.policy.config.block_size)
         mask = y != -100  # encode_examples marks prompt and padding targets -100
         targets = np.where(mask, y, PAD_ID)  # any valid id: masked positions are never read
         truncated = np.array([not s.completion.endswith("$") for s in solutions])
-        if self.step_reward_fn is not None:
+        if self.step_reward_fn is None:  # outcome supervision: one advantage per completion
+            advantages, _ = group_advantages(rewards, G, g.scale_rewards)
+        else:  # process supervision: one per token
             advantages, stats["step_reward"] = self._token_advantages(problems, [s.completion for s in solutions], mask)
         batch = Rollouts(step, problems, solutions, rewards, parts, advantages, x, targets, mask, truncated, None,
                          stats, num_groups=len(kept))
