@@ -78,6 +78,10 @@ RUNS: dict[str, tuple[tuple[str, ...], Callable[[Path, str], None] | None]] = {
 }
 
 
+# Figures a student must see in the notebook itself (not only saved to tglite_out), at least.
+INLINE_FIGURES = {"05_word2vec_and_semantic_search.ipynb": 4}
+
+
 # Notebooks with graded exercises besides 03 (which tests/test_exercises.py covers in depth): the student
 # handout (`tglite exercises build`) must hide every solution and still run top to bottom.
 EXERCISE_NOTEBOOKS = ["07_process_rewards_and_test_time_compute.ipynb", "08_grpo.ipynb"]
@@ -104,6 +108,7 @@ def test_notebook_runs_with_ci_settings(name: str, tmp_path: Path, monkeypatch: 
         pytest.importorskip(package)
     monkeypatch.setenv("TGLITE_CI", "1")  # the kernel inherits the environment
     monkeypatch.delenv("NUMBA_ENABLE_CUDASIM", raising=False)  # notebook 09 decides, as a student's would
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend, as in a student's Jupyter
     nb = nbformat.read(str(NOTEBOOK_DIR / name), as_version=4)
     client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
@@ -112,6 +117,8 @@ def test_notebook_runs_with_ci_settings(name: str, tmp_path: Path, monkeypatch: 
     assert errors == []
     if check is not None:
         check(tmp_path, "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", [])))
+    inline = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    assert inline >= INLINE_FIGURES.get(name, 0), f"{name}: {inline} figures shown inline"
     assert os.environ["TGLITE_CI"] == "1"
 
 
