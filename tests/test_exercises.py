@@ -234,3 +234,11 @@ def test_a_deleted_exercise_is_reported_not_defined(tmp_path: Path) -> None:
     assert grades["tanh"].status == FAILED and grades["tanh"].diagnosis == "missing"
     assert grades["sigmoid"].status == PASSED
     assert grades["matmul"].status == NOT_ATTEMPTED
+
+
+def test_grading_talks_to_the_kernel_without_the_tcp_warning(capfd: pytest.CaptureFixture[str]) -> None:
+    # The kernel inherits our stderr; over TCP it warns "running over TCP without encryption" on every run.
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1 + 1")])
+    report = grade_notebook(nb)
+    assert report.cell_errors == []
+    assert "without encryption" not in capfd.readouterr().err

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -302,6 +303,7 @@ def grade_notebook(notebook: str | os.PathLike[str] | Any, timeout: float = 120.
     import time
 
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -324,8 +326,12 @@ def grade_notebook(notebook: str | os.PathLike[str] | Any, timeout: float = 120.
     old_env = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})  # the kernel inherits this process's environment
     t0 = time.perf_counter()
+    sockets = tempfile.TemporaryDirectory(prefix="tglite-kernel-")
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+        # Talk to the kernel over local IPC sockets (in a private temporary folder), not TCP: nothing
+        # leaves the machine, and the kernel has no reason to warn about unencrypted TCP traffic.
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets.name, "kernel"))
+        client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=True,
                                 resources={"metadata": {"path": str(path.parent.resolve())}})
         client.execute()
     except CellTimeoutError as e:
@@ -333,6 +339,7 @@ def grade_notebook(notebook: str | os.PathLike[str] | Any, timeout: float = 120.
     except DeadKernelError as e:
         raise GradingError(f"{path}: the kernel died while running the notebook ({e})") from e
     finally:
+        sockets.cleanup()
         for k, v in old_env.items():
             if v is None:
                 os.environ.pop(k, None)
