@@ -391,3 +391,28 @@ def test_gradgradcheck_refuses_a_fused_op():
     logits = leaf(3, 4, seed=6)
     with pytest.raises(RuntimeError, match="CrossEntropy"):
         gradgradcheck(lambda z: tg.functional.cross_entropy(z, np.array([0, 1, 3])), (logits,))
+
+
+class BadSinCube(Function):
+    """sin x, with d/dx = g·x³: wrong in no recognizable pattern (not a factor, sign, transpose or branch)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return np.sin(x.data)
+
+    def backward(self, g):
+        x = self.saved_tensors[0]
+        return g * x * x * x
+
+
+def test_an_unrecognized_mistake_does_not_point_above_or_below() -> None:
+    # The grader prints the diagnosis first and the worst elements after it, gradcheck the other way
+    # round: the text must be right in both.
+    from tglite.exercises import FAILED, Grade, format_grade
+
+    result = check_gradients(lambda x: BadSinCube.apply(x), (leaf(3, seed=4, away_from_zero=True),))
+    assert not result.ok and result.diagnosis == "unknown"
+    text = result.report.split("Diagnosis: ", 1)[1]
+    assert "worst elements" in text and "above" not in text and "below" not in text
+    line = format_grade(Grade("sin", FAILED, result.diagnosis, text, list(result.worst), result.report))
+    assert line.index("worst elements listed") < line.index("worst: input index")

@@ -174,7 +174,8 @@ def _diagnose(a: np.ndarray, n: np.ndarray, x: np.ndarray, atol: float, rtol: fl
             why = "a branch or a slice of the input handled wrongly?"
         return "partial", (f"correct on only part of the input: {int(col_ok.sum())} of {col_ok.size} input "
                            f"elements match; wrong at {where}{more} ({why})"), None
-    return "unknown", "no common mistake recognized; compare the worst elements above", None
+    return "unknown", ("no common mistake recognized; compare the analytical and numerical values of the "
+                       "worst elements listed with this diagnosis"), None
 
 
 def _shape_diagnosis(e: GradientShapeError) -> tuple[str, str]:
