@@ -124,6 +124,30 @@ class BadCubeFirstHalf(Function):
         return g * (x * x * 3.0) * Tensor(np.where(half, 1.0, 0.5))
 
 
+class BadMatMulMissingT(Function):
+    """a @ b with dA = g @ b: the .T on the square b is missing, so the shape is right and the values wrong."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a.data @ b.data
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        return g @ b, a.transpose() @ g
+
+
+class BadBoth(Function):
+    """x·y with both gradients wrong: d/dx sign-flipped, d/dy an extra ×2."""
+
+    def forward(self, x, y):
+        self.save_for_backward(x, y)
+        return x.data * y.data
+
+    def backward(self, g):
+        x, y = self.saved_tensors
+        return -g * y, g * x * 2.0
+
+
 def check_failure(fn, inputs, key, input_index, fast_mode, shape_error=False):
     """gradcheck must fail with diagnosis `key` for `input_index`; returns the result.
     `shape_error`: the planted gradient has the wrong shape, so there are no elements to list."""
@@ -201,6 +225,32 @@ def test_transposed_square_matmul(fast_mode):
     a, b = leaf(3, 3, seed=7), leaf(3, 2, seed=8)
     result = check_failure(BadMatMul.apply, (a, b), "transposed", 0, fast_mode)
     assert "transposed" in result.report
+
+
+@MODES
+def test_missing_transpose_of_a_square_operand(fast_mode):
+    # dA = G·B instead of G·Bᵀ: no shape can tell, and the gradient is not a transpose of the answer
+    a, b = leaf(2, 3, seed=7), leaf(3, 3, seed=8)
+    result = check_failure(BadMatMulMissingT.apply, (a, b), "operand_transposed", 0, fast_mode)
+    assert "transpose of input 1 (shape (3, 3))" in result.report
+    # a symmetric b makes the mistake harmless, so nothing is reported
+    sym = leaf(3, 3, seed=8)
+    sym.data[...] = sym.data + sym.data.T
+    assert check_gradients(BadMatMulMissingT.apply, (a, sym), fast_mode=fast_mode).ok
+
+
+def test_all_inputs_reports_every_failing_input():
+    x, y = leaf(2, 3, seed=1), leaf(2, 3, seed=2)
+    first = check_gradients(BadBoth.apply, (x, y))  # the default stops at the first failing input
+    assert [f.input_index for f in first.failures] == [0] and "input 1 " not in first.report
+    every = check_gradients(BadBoth.apply, (x, y), all_inputs=True)
+    assert not every.ok and [(f.input_index, f.diagnosis) for f in every.failures] == [(0, "sign"), (1, "factor")]
+    assert every.input_index == 0 and every.diagnosis == "sign"  # the first one's fields, as before
+    assert "failed for input 0 " in every.report and "failed for input 1 " in every.report
+    assert all(f.worst and f.report in every.report for f in every.failures)
+    fast = check_gradients(BadBoth.apply, (x, y), all_inputs=True, fast_mode=True)
+    assert [f.input_index for f in fast.failures] == [0, 1] and "fast mode" in fast.report
+    assert check_gradients(lambda x, y: x * y, (x, y), all_inputs=True).failures == []
 
 
 @MODES

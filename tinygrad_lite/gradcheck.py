@@ -9,7 +9,9 @@ mode to explain a failure.
 
 A failure report names the input, shows the worst elements and recognizes the usual mistakes:
 a constant factor, a flipped sign, a transpose, a missing sum over broadcast dimensions, an
-all-zero gradient, and a gradient that is right on only part of the input.
+all-zero gradient, a gradient that is right on only part of the input, and a missing (or extra)
+transpose of a square operand inside the backward rule. By default the check stops at the first
+failing input; `all_inputs=True` checks and reports every input.
 """
 from __future__ import annotations
 
@@ -38,9 +40,13 @@ class GradcheckResult:
     ok: bool
     report: str = ""
     input_index: int | None = None
-    diagnosis: str | None = None  # "factor", "sign", "transposed", "broadcast", "zero", "partial", "unknown"
+    diagnosis: str | None = None  # "factor", "sign", "transposed", "operand_transposed", "broadcast", "zero",
+    #                               "partial", "unknown"
     factor: float | None = None
     worst: list[dict[str, Any]] = field(default_factory=list)
+    # One result per failing input (the fields above describe the first). With all_inputs=False the
+    # check stops at the first failing input, so this holds one entry.
+    failures: list[GradcheckResult] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -65,14 +71,15 @@ def _evaluate(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> list[np.ndarr
 
 
 def numerical_jacobian(fn: Callable[..., Any], inputs: Sequence[Tensor] | Tensor,
-                       eps: float = 1e-6) -> list[list[np.ndarray]]:
+                       eps: float = 1e-6, only: Sequence[int] | None = None) -> list[list[np.ndarray]]:
     """J[i][j]: the (out_j.size, in_i.size) Jacobian of output j w.r.t. input i, by central
-    differences. Only inputs that require grad are perturbed (others get an empty list)."""
+    differences. Only inputs that require grad (and, with `only`, whose position is listed) are
+    perturbed; the others get an empty list."""
     inputs = _as_tuple(inputs)
     sizes = [o.size for o in _evaluate(fn, inputs)]
     result: list[list[np.ndarray]] = []
-    for x in inputs:
-        if not (isinstance(x, Tensor) and x.requires_grad):
+    for i, x in enumerate(inputs):
+        if not (isinstance(x, Tensor) and x.requires_grad) or (only is not None and i not in only):
             result.append([])
             continue
         cols = [np.zeros((n, x.size)) for n in sizes]
@@ -96,6 +103,15 @@ def numerical_grad(fn: Callable[..., Tensor], x: Tensor, eps: float = 1e-6) -> n
     if jac.shape[0] != 1:
         raise ValueError(f"numerical_grad: fn must return a scalar, got {jac.shape[0]} elements")
     return jac[0].reshape(x.shape)
+
+
+def analytical_jacobian(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor) -> list[np.ndarray]:
+    """Backprop's Jacobian of fn for each input that requires grad, in input order: an array of
+    shape (total output elements, input elements) per input (the outputs' rows stacked)."""
+    inputs = _as_tuple(inputs)
+    diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    blocks = _analytical_jacobian(_outputs(fn, inputs), diff)
+    return [np.concatenate(b, axis=0) if b else np.zeros((0, x.size)) for b, x in zip(blocks, diff)]
 
 
 def _analytical_jacobian(outs: Sequence[Tensor], diff_inputs: Sequence[Tensor]) -> list[list[np.ndarray]]:
@@ -178,6 +194,31 @@ def _diagnose(a: np.ndarray, n: np.ndarray, x: np.ndarray, atol: float, rtol: fl
                        "worst elements listed with this diagnosis"), None
 
 
+def _transposed_operand(fn: Callable[..., Any], inputs: tuple[Any, ...], pos: int, a: np.ndarray, eps: float,
+                        atol: float, rtol: float) -> tuple[str, str] | None:
+    """A hypothesis for an unrecognized gradient of input `pos`: is it what the gradient would be
+    if some square input j were transposed? Then the backward rule uses input j where its
+    transpose belongs (or the other way round), like G·B for G·Bᵀ. A transposed square operand
+    keeps every shape right, so only the values can tell."""
+    for j, y in enumerate(inputs):
+        if not (isinstance(y, Tensor) and y.ndim >= 2 and y.shape[-1] == y.shape[-2] > 1):
+            continue
+        orig = y.data.copy()
+        try:
+            y.data[...] = np.swapaxes(orig, -1, -2)
+            blocks = numerical_jacobian(fn, inputs, eps, only=[pos])[pos]
+        finally:
+            y.data[...] = orig
+        n = np.concatenate(blocks, axis=0)
+        if np.all(np.abs(a - n) <= atol + rtol * np.abs(n)):
+            return "operand_transposed", (
+                f"a missing or extra transpose of input {j} (shape {y.shape}): this gradient is exactly the right "
+                f"one for input {j} transposed, so the backward rule uses input {j} where its transpose belongs "
+                f"(or the other way round). A square matrix fits both ways, so the shapes cannot catch it: "
+                f"check each use of input {j}, like G·B where G·Bᵀ belongs")
+    return None
+
+
 def _shape_diagnosis(e: GradientShapeError) -> tuple[str, str]:
     """A backward rule returned a gradient of the wrong shape: name the likely mistake."""
     g, s = e.grad_shape, e.input_shape
@@ -227,7 +268,8 @@ def _format_report(i: int, shape: tuple[int, ...], worst: list[dict[str, Any]], 
 
 
 # ----------------------------------------------------------------- the checks
-def _slow(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float) -> GradcheckResult:
+def _slow(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float,
+          all_inputs: bool = False) -> GradcheckResult:
     diff_pos = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     diff = [inputs[i] for i in diff_pos]
     outs = _outputs(fn, inputs)
@@ -240,21 +282,36 @@ def _slow(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: flo
         key, text = _shape_diagnosis(e)
         where = f"input {pos}" if pos is not None else "an intermediate tensor"
         where += f" (shape {e.input_shape})"
-        return GradcheckResult(False, f"gradcheck failed for {where}: the analytical gradient has the wrong shape, "
-                                      f"so no element can be compared.\nDiagnosis: {text}", pos, key)
+        return _combine([GradcheckResult(False, f"gradcheck failed for {where}: the analytical gradient has the "
+                                                f"wrong shape, so no element can be compared.\nDiagnosis: {text}",
+                                         pos, key)])
     numerical = numerical_jacobian(fn, inputs, eps)
     out_shapes = [o.shape for o in outs]
     j_of_row = [(j, m) for j, o in enumerate(outs) for m in range(o.size)]
+    failures = []
     for pos, x, a_blocks in zip(diff_pos, diff, analytical):
         a = np.concatenate(a_blocks, axis=0) if a_blocks else np.zeros((0, x.size))
         n = np.concatenate(numerical[pos], axis=0) if numerical[pos] else np.zeros((0, x.size))
         if np.all(np.abs(a - n) <= atol + rtol * np.abs(n)):
             continue
         key, text, factor = _diagnose(a, n, np.asarray(x.numpy(), dtype=np.float64), atol, rtol)
+        if key == "unknown":
+            key, text = _transposed_operand(fn, inputs, pos, a, eps, atol, rtol) or (key, text)
         worst = _worst(a, n, out_shapes, j_of_row, x.shape, atol, rtol)
         report = _format_report(pos, x.shape, worst, text, len(outs))
-        return GradcheckResult(False, report, pos, key, factor, worst)
-    return GradcheckResult(True)
+        failures.append(GradcheckResult(False, report, pos, key, factor, worst))
+        if not all_inputs:
+            break
+    return _combine(failures)
+
+
+def _combine(failures: list[GradcheckResult]) -> GradcheckResult:
+    """One result for all failing inputs: the first one's fields, every report, the list."""
+    if not failures:
+        return GradcheckResult(True)
+    first = failures[0]
+    report = "\n\n".join(f.report for f in failures)
+    return GradcheckResult(False, report, first.input_index, first.diagnosis, first.factor, first.worst, failures)
 
 
 def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: float, rtol: float,
@@ -294,8 +351,11 @@ def _fast(fn: Callable[..., Any], inputs: tuple[Any, ...], eps: float, atol: flo
 
 
 def check_gradients(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps: float = 1e-6, atol: float = 1e-5,
-                    rtol: float = 1e-3, fast_mode: bool = False, seed: int = 0) -> GradcheckResult:
-    """Like `gradcheck`, but always returns the structured `GradcheckResult`."""
+                    rtol: float = 1e-3, fast_mode: bool = False, seed: int = 0,
+                    all_inputs: bool = False) -> GradcheckResult:
+    """Like `gradcheck`, but always returns the structured `GradcheckResult`. With `all_inputs=True`
+    every input is checked and `result.failures` has one entry per failing input (the report
+    shows them all); by default the check stops at the first failing input."""
     inputs = _as_tuple(inputs)
     diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
@@ -308,7 +368,7 @@ def check_gradients(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps:
                 stacklevel=3,
             )
     if not fast_mode:
-        return _slow(fn, inputs, eps, atol, rtol)
+        return _slow(fn, inputs, eps, atol, rtol, all_inputs)
     try:
         failure = _fast(fn, inputs, eps, atol, rtol, seed)
     except GradientShapeError:
@@ -316,7 +376,7 @@ def check_gradients(fn: Callable[..., Any], inputs: Sequence[Any] | Tensor, eps:
     if failure is None:
         return GradcheckResult(True)
     # One number cannot say what is wrong: rerun the slow mode to explain it.
-    result = _slow(fn, inputs, eps, atol, rtol)
+    result = _slow(fn, inputs, eps, atol, rtol, all_inputs)
     if result.ok:  # only the single number disagreed; every Jacobian entry is within tolerance
         return GradcheckResult(False, failure + " The slow mode found every Jacobian entry within tolerance: "
                                                 "the tolerance is tight for this function (try a larger atol).",

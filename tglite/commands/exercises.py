@@ -1,4 +1,5 @@
-"""`tglite exercises build SRC DEST` and `tglite exercises check NOTEBOOK`.
+"""`tglite exercises build SRC DEST`, `tglite exercises check NOTEBOOK` and
+`tglite exercises hint NOTEBOOK NAME`.
 
 Exit codes of `check`, for autograders: 0 every exercise passed; 1 some exercise failed or was not
 attempted; 2 the notebook could not be graded (missing, unreadable, a cell timed out, the kernel died).
@@ -10,6 +11,8 @@ from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..exercises import DRAWS  # a light import: the notebook tools load only when a command runs
+
     parser = subparsers.add_parser(
         "exercises",
         help="build a student notebook from an instructor notebook, or grade a notebook",
@@ -20,7 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "build", help="write the student version of an instructor notebook",
         description="Copy the instructor notebook SRC to DEST, replacing every block between "
         "'# BEGIN SOLUTION' and '# END SOLUTION' by a stub that raises NotImplementedError with the "
-        "block's '# HINT:' text, and clearing all outputs. Everything else stays.",
+        "block's first hint tier ('# HINT:' or '# HINT 1:'), removing '# BEGIN GRADER ONLY' blocks, and "
+        "clearing all outputs. The later hint tiers and the grader-only code go into the notebook's metadata. "
+        "Everything else stays.",
     )
     build.add_argument("src", type=Path, metavar="SRC", help="instructor notebook (.ipynb)")
     build.add_argument("dest", type=Path, metavar="DEST", help="student notebook to write")
@@ -29,17 +34,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     check = sub.add_parser(
         "check", help="execute a notebook and grade every exercise with gradcheck",
         description="Execute NOTEBOOK top to bottom in a fresh Python kernel (a failing cell does not "
-        "stop it), then gradient-check every exercise in float64. One line per exercise: passed, "
-        "not attempted, or FAILED with gradcheck's diagnosis and the worst elements. Exit code 0 "
-        "when all passed, 1 when some did not, 2 when the notebook could not be graded.",
+        "stop it), then gradient-check every exercise in float64 on several random inputs (shapes and "
+        "values drawn from a fresh seed, printed so that --seed replays the run). One line per exercise: "
+        "passed, not attempted, or FAILED with the diagnosis, then every failing input with its worst "
+        "elements. Exit code 0 when all passed, 1 when some did not, 2 when the notebook could not be graded.",
     )
     check.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="notebook to grade (.ipynb)")
     check.add_argument("--json", type=Path, metavar="FILE", help="also write the grades as JSON to FILE")
     check.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                        help="limit per cell (default: %(default)s)")
+    check.add_argument("--seed", type=_non_negative_int, metavar="N",
+                       help="the seed of the random inputs, to replay a run (default: a fresh one)")
+    check.add_argument("--draws", type=_positive_int, default=DRAWS, metavar="N",
+                       help="random inputs graded per exercise (default: %(default)s)")
     check.add_argument("--verbose", action="store_true", help="print gradcheck's full report for failures")
     check.set_defaults(handler=run_check)
+    hint = sub.add_parser(
+        "hint", help="print one hint tier of an exercise",
+        description="Print hint LEVEL of exercise NAME from NOTEBOOK (a student handout or the instructor "
+        "notebook). Hint 1 is a nudge; the last one gives the formula.",
+    )
+    hint.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="notebook (.ipynb)")
+    hint.add_argument("name", metavar="NAME", help="exercise name, e.g. matmul")
+    hint.add_argument("--level", type=_positive_int, default=1, metavar="N", help="hint tier (default: 1)")
+    hint.set_defaults(handler=run_hint)
     return parser
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 
@@ -92,13 +128,16 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"tglite exercises check: error: {problem}", file=sys.stderr)
         return 2
     try:
-        report = grade_notebook(args.notebook, timeout=args.timeout)
+        report = grade_notebook(args.notebook, timeout=args.timeout, seed=args.seed, draws=args.draws)
     except GradingError as e:
         print(f"tglite exercises check: error: {e}", file=sys.stderr)
         return 2
-    print(f"grading {args.notebook} ({report.seconds:.1f} s to run)")
+    print(f"grading {args.notebook} ({report.seconds:.1f} s to run; seed {report.seed}, {args.draws} random "
+          f"inputs per exercise)")
     for err in report.cell_errors:
         print(f"  note: {err}")
+    for err in report.grader_errors:
+        print(f"  note: a grader-only block failed, so its mistakes are not named: {err}")
     print(report.text())
     if args.verbose:
         for g in report.grades:
@@ -106,5 +145,33 @@ def run_check(args: argparse.Namespace) -> int:
                 print(f"\n--- {g.name} ---\n{g.report}")
     if args.json:
         atomic_write_text(args.json, json.dumps({"notebook": str(args.notebook), "all_passed": report.all_passed,
+                                                 "seed": report.seed, "draws": args.draws,
                                                  "grades": [asdict(g) for g in report.grades]}, indent=2) + "\n")
     return 0 if report.all_passed else 1
+
+
+def run_hint(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..exercises import hint_text
+
+    problem = _require_notebook_tools("tglite exercises hint")
+    if problem:
+        print(f"tglite exercises hint: error: {problem}", file=sys.stderr)
+        return 2
+    if not args.notebook.is_file():
+        print(f"tglite exercises hint: error: {args.notebook}: no such notebook", file=sys.stderr)
+        return 2
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(args.notebook), as_version=4)
+        text = hint_text(nb, args.name, args.level, next_hint="--level {level}")
+    except (KeyError, ValueError) as e:
+        print(f"tglite exercises hint: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - an unreadable notebook: say so, no traceback
+        print(f"tglite exercises hint: error: {args.notebook}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
