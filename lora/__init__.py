@@ -14,9 +14,11 @@ from .apply import (
     METHODS,
     AdapterError,
     adapter_config,
+    adapter_names,
     adapter_state_dict,
     apply_lora,
     count_parameters,
+    delete_adapter,
     disable_adapter,
     find_targets,
     load_adapter,
@@ -24,15 +26,23 @@ from .apply import (
     lora_layers,
     merge,
     merge_and_unload,
+    peft_configs,
     save_adapter,
+    saved_modules,
     set_adapter,
     trainable_summary,
+    unload,
     unmerge,
 )
+from .combine import add_weighted_adapter
+from .config import LoraConfig
 from .dora import DoRAAdapter
 from .init import init_from_weight
 from .loraplus import loraplus_param_groups
 from .memory import MODEL_PRESETS, ModelShape, measured_training_bytes, memory_report, memory_table
+from .mixed import adapter_per_row
+from .modules_to_save import ModulesToSave
+from .peft_files import load_pretrained, peft_state_dict, save_pretrained
 from .quant import NF4, NF4Linear, NF4Tensor, nf4_code, quantization_error, quantize_int4, quantize_nf4
 from .vera import SharedProjections, VeRAAdapter
 
@@ -44,4 +54,7 @@ __all__ = [
     "init_from_weight", "loraplus_param_groups",
     "NF4", "nf4_code", "NF4Tensor", "NF4Linear", "quantize_nf4", "quantize_int4", "quantization_error",
     "memory_report", "memory_table", "measured_training_bytes", "ModelShape", "MODEL_PRESETS",
+    "save_pretrained", "load_pretrained", "peft_state_dict",
+    "LoraConfig", "ModulesToSave", "adapter_names", "peft_configs", "saved_modules", "delete_adapter", "unload",
+    "add_weighted_adapter", "adapter_per_row",
 ]

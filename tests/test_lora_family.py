@@ -244,5 +244,5 @@ def test_loraplus_ratio_survives_a_schedule() -> None:
 
 def test_rslora_scale_in_apply() -> None:
     m = nn.GPT(nn.GPTConfig(vocab_size=20, n_layer=1, n_head=2, n_embd=8, block_size=8))
-    lora.apply_lora(m, "c_attn", r=4, alpha=8, method="rslora")
+    lora.apply_lora(m, ["c_attn"], r=4, alpha=8, method="rslora")
     assert lora.lora_layers(m)[0][1].adapters["default"].scale == 4.0

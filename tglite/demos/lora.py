@@ -31,7 +31,8 @@ def lora_step(out_dir: Path, quick: bool) -> str:
     E.plot_finetune(sweep, out_dir / "lora_finetune.png")
     # merge exactness on the fine-tuned adapter: W0 + s·B·A in one matrix gives the same logits
     model = E._copy(sweep["model"])
-    lora.apply_lora(model, config.targets, r=8, alpha=config.alpha)
+    targets = config.targets if config.targets == "all-linear" else config.targets.split(",")  # names -> a list
+    lora.apply_lora(model, targets, r=8, alpha=config.alpha)
     rng = np.random.default_rng(0)
     for _, p in model.named_parameters():
         if p.requires_grad:
