@@ -10,6 +10,7 @@ from .attention import CausalSelfAttention, KVCache, LayerKV, attention_referenc
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .data import DataError, get_batch, markdown_play_to_text, shakespeare_text, train_val_split
 from .decoder import Decoder
+from .distributed import DistributedDataParallel, DistributedSampler, get_communicator
 from .generate import Generation, filter_logits, generate
 from .gpt import GPT, Block, GPTConfig
 from .heads import ScalarHead
@@ -44,4 +45,5 @@ __all__ = [
     "Trainer", "TrainConfig", "CONFIGS", "load_model", "train_step", "evaluate", "lm_loss",
     "Decoder", "Generation", "ScalarHead",
     "export_gpt2", "import_gpt2", "gpt2_state_dict", "hf_module_name",
+    "distributed", "DistributedDataParallel", "DistributedSampler", "get_communicator",
 ]

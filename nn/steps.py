@@ -10,6 +10,7 @@ written once.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -33,16 +34,20 @@ def train_step(model: Module, optimizer: Any, micro_batches: Sequence[Any], loss
     """One optimizer step over gradient-accumulated micro-batches; returns their mean loss.
 
     Each micro-batch's loss is scaled by 1/n before backward, so the accumulated gradient is the
-    gradient of the mean loss, as if the n micro-batches were one batch of equal-sized parts."""
+    gradient of the mean loss, as if the n micro-batches were one batch of equal-sized parts.
+    A model with `no_sync()` (nn.distributed.DistributedDataParallel) communicates only in the
+    last micro-batch's backward: the earlier ones accumulate locally."""
     n = len(micro_batches)
     if n == 0:
         raise ValueError("train_step: need at least one micro-batch")
     model.train()
     optimizer.zero_grad()
     total = 0.0
-    for batch in micro_batches:
-        loss = loss_fn(model, batch)
-        (loss * (1.0 / n)).backward()
+    no_sync = getattr(model, "no_sync", None)
+    for i, batch in enumerate(micro_batches):
+        with no_sync() if no_sync is not None and i < n - 1 else contextlib.nullcontext():
+            loss = loss_fn(model, batch)
+            (loss * (1.0 / n)).backward()
         total += loss.item()
     if grad_clip > 0:
         clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip)

@@ -6,6 +6,11 @@
 Everything random comes from seeded generators that are saved in each checkpoint (the batch
 sampler, and the default generator that dropout draws from), so training N steps, saving and
 resuming for M more gives exactly the losses of N + M steps in one go.
+
+Under `mpiexec -n N` (pass `comm=nn.distributed.get_communicator()`), batch_size is the global
+batch: every rank draws the same global batch from the shared batch generator and trains on its
+own 1/N of the rows, through DistributedDataParallel. Only rank 0 logs and writes files. Because
+the batch generator is shared, a checkpoint resumes with any N that divides batch_size.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from tinygrad_lite import Generator
 
 from .checkpoint import load_checkpoint, restore, save_checkpoint
 from .data import get_batch, shakespeare_text
+from .distributed import Communicator, DistributedDataParallel, LocalCommunicator, rank_seed, shard_rows
 from .files import atomic_write, atomic_write_text
 from .gpt import GPT, GPTConfig
 from .optim import WarmupCosine, set_lr
@@ -156,8 +162,14 @@ class StepLog:
 class Trainer:
     """Owns the tokenizer, data, model, optimizer and generators of one training run."""
 
-    def __init__(self, config: TrainConfig, text: str | None = None, tokenizer: Tokenizer | None = None) -> None:
+    def __init__(self, config: TrainConfig, text: str | None = None, tokenizer: Tokenizer | None = None,
+                 comm: Communicator | None = None) -> None:
         self.config = c = config
+        self.comm = comm if comm is not None else LocalCommunicator()
+        if c.batch_size % self.comm.world_size:
+            raise ValueError(f"TrainConfig: batch_size={c.batch_size} is the global batch, split over "
+                             f"{self.comm.world_size} ranks: it must be a multiple of {self.comm.world_size}")
+        self.rows = shard_rows(c.batch_size, self.comm)  # this rank's rows of each global batch
         if text is None:
             if c.dataset != "shakespeare":
                 raise ValueError(f"unknown dataset {c.dataset!r}; the built-in one is 'shakespeare'")
@@ -174,8 +186,10 @@ class Trainer:
         # Split the text (not the tokens) at 90%, so both tokenizers see the same validation text.
         self.train_tokens = np.array(tokenizer.encode(text[:n_train]), dtype=np.int64)
         self.val_tokens = np.array(tokenizer.encode(text[n_train:]), dtype=np.int64)
-        tg.manual_seed(c.seed)  # the default generator: dropout masks
+        tg.manual_seed(rank_seed(c.seed, self.comm.rank))  # the default generator: dropout masks, one per rank
         self.model = GPT(c.model_config(tokenizer.vocab_size), dtype=c.dtype, generator=Generator(c.seed))
+        # With several ranks, the steps go through DDP (rank 0's weights, averaged gradients).
+        self.step_model = self.model if self.comm.world_size == 1 else DistributedDataParallel(self.model, self.comm)
         self.optimizer = self.model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2))
         self.schedule = WarmupCosine(c.learning_rate, c.warmup_iters, c.lr_decay_iters, c.min_lr)
         self.batch_generator = Generator(c.seed + 1)
@@ -188,8 +202,24 @@ class Trainer:
         c = self.config
         return c.batch_size * c.block_size * c.grad_accum
 
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs and writes files."""
+        return self.comm.rank == 0
+
     def generators(self) -> dict[str, Generator]:
         return {"batches": self.batch_generator, "default": tg.default_generator}
+
+    def _my_rows(self, batch: tuple[tg.Tensor, tg.Tensor]) -> tuple[tg.Tensor, tg.Tensor]:
+        if self.comm.world_size == 1:
+            return batch
+        x, y = batch
+        return tg.Tensor(x.data[self.rows]), tg.Tensor(y.data[self.rows])
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if self.comm.world_size == 1:
+            return value
+        return float(self.comm.all_reduce(np.array([value]))[0]) / self.comm.world_size
 
     def train_step(self) -> float:
         """One optimizer step (grad_accum micro-batches); returns the mean loss."""
@@ -197,9 +227,9 @@ class Trainer:
         t0 = time.perf_counter()
         lr = self.schedule(self.step)
         set_lr(self.optimizer, lr)
-        batches = [get_batch(self.train_tokens, c.batch_size, c.block_size, self.batch_generator)
+        batches = [self._my_rows(get_batch(self.train_tokens, c.batch_size, c.block_size, self.batch_generator))
                    for _ in range(c.grad_accum)]
-        mean = train_step(self.model, self.optimizer, batches, grad_clip=c.grad_clip)
+        mean = self._mean_over_ranks(train_step(self.step_model, self.optimizer, batches, grad_clip=c.grad_clip))
         self.step += 1
         self.history.append(StepLog(self.step, mean, lr, time.perf_counter() - t0))
         return mean
@@ -211,16 +241,21 @@ class Trainer:
         out = {}
         for name, tokens in (("train", self.train_tokens), ("val", self.val_tokens)):
             gen = Generator(c.seed + 2)
-            out[name] = evaluate(self.model, (get_batch(tokens, c.batch_size, c.block_size, gen)
-                                              for _ in range(c.eval_iters)))
+            out[name] = self._mean_over_ranks(evaluate(self.model, (
+                self._my_rows(get_batch(tokens, c.batch_size, c.block_size, gen)) for _ in range(c.eval_iters))))
         self.model.train()
         self.evals.append({"step": self.step, **out})
         return out
 
     # --------------------------------------------------------------- checkpoints
     def save(self, path: str | Path) -> Path:
-        extra = {"history": [dataclasses.astuple(h) for h in self.history], "evals": self.evals}
+        """Write a checkpoint (rank 0 only; every rank must call it, to gather the ranks' generators)."""
+        extra: dict[str, Any] = {"history": [dataclasses.astuple(h) for h in self.history], "evals": self.evals}
+        if self.comm.world_size > 1:  # each rank's dropout stream, so a resume with the same N is exact
+            extra["rank_rng"] = self.comm.all_gather_object(tg.default_generator.get_state())
         config = {"train": dataclasses.asdict(self.config), "model": self.model.config.to_dict()}
+        if not self.is_main:
+            return Path(path)
         return save_checkpoint(path, self.model, self.optimizer, self.step, config, self.tokenizer,
                                self.generators(), extra)
 
@@ -228,6 +263,14 @@ class Trainer:
         """Continue from a checkpoint of the same model configuration."""
         ckpt = load_checkpoint(path)
         restore(ckpt, self.model, self.optimizer, self.generators())
+        rank_rng = ckpt.extra.get("rank_rng")
+        # The default generator (dropout) differs per rank; restore() gave every rank rank 0's. With the
+        # number of ranks the run had, each takes its own saved state; with another number, the ranks
+        # other than 0 start fresh streams from (seed + step, rank).
+        if rank_rng is not None and len(rank_rng) == self.comm.world_size:
+            tg.default_generator.set_state(rank_rng[self.comm.rank])
+        elif self.comm.rank != 0:
+            tg.manual_seed(rank_seed(self.config.seed + ckpt.step, self.comm.rank))
         self.step = ckpt.step
         self.history = [StepLog(*h) for h in ckpt.extra.get("history", [])]
         self.evals = list(ckpt.extra.get("evals", []))
@@ -239,11 +282,15 @@ class Trainer:
         out = Path(c.out_dir)
         if out.exists() and not out.is_dir():
             raise ValueError(f"Trainer.run: out_dir={str(out)!r} exists and is not a folder")
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps(dataclasses.asdict(c), indent=2))
+        if not self.is_main:  # the other ranks compute and communicate; rank 0 speaks and writes
+            progress, log = False, _silent
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "config.json", json.dumps(dataclasses.asdict(c), indent=2))
         log(f"model: {self.model.num_parameters():,} parameters; vocab {self.tokenizer.vocab_size}; "
             f"{len(self.train_tokens):,} train / {len(self.val_tokens):,} val tokens; "
-            f"{self.tokens_per_step} tokens per step")
+            f"{self.tokens_per_step} tokens per step"
+            + (f" over {self.comm.world_size} ranks" if self.comm.world_size > 1 else ""))
         bar = None
         if progress:
             try:
@@ -264,7 +311,8 @@ class Trainer:
                     ev = self.estimate_loss()
                     msg = f"step {self.step}: train loss {ev['train']:.4f}, val loss {ev['val']:.4f}"
                     (bar.write if bar is not None else log)(msg)
-                    self.plot(out / "loss.png")
+                    if self.is_main:
+                        self.plot(out / "loss.png")
                 if c.checkpoint_interval and self.step % c.checkpoint_interval == 0 and self.step < c.max_iters:
                     path = self.save(out / "ckpt.npz")
                     (bar.write if bar is not None else log)(f"step {self.step}: checkpoint saved to {path}")
@@ -272,11 +320,13 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.save(out / "ckpt.npz")
-        self.plot(out / "loss.png")
+        if self.is_main:
+            self.plot(out / "loss.png")
         return self.history
 
     def plot(self, path: str | Path) -> Path | None:
-        """The loss curve (per-step training loss, and the evaluations) as a PNG."""
+        """The loss curve (per-step training loss, and the evaluations) as a PNG. (In data-parallel
+        training only rank 0 calls it: see train.)"""
         try:
             from matplotlib.figure import Figure
         except ImportError:
@@ -299,6 +349,10 @@ class Trainer:
         ax.legend()
         ax.grid(alpha=0.3)
         return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+
+
+def _silent(message: str) -> None:
+    """The log of the ranks other than 0."""
 
 
 def load_model(path: str | Path) -> tuple[GPT, Tokenizer, dict[str, Any]]:

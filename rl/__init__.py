@@ -12,7 +12,7 @@ The layers: task (problems and the checker) -> policy, sampling, step_sampler ->
 and their labels) -> search (selection rules, beam search, DVTS, FLOPs) -> reward_study,
 compute_study, claims (the lectures' measurements) ; grpo (the objective), rewards, grpo_trainer.
 """
-from . import kl_study, plots
+from . import distributed, kl_study, plots
 from .claims import ComputeClaimsConfig, claims_markdown, judge_compute_claims, run_compute_claims
 from .compute_study import Pool, greedy_baseline, sample_pool, selection_curves, step_search
 from .grpo import GRPOConfig, group_advantages, grpo_loss, kl_estimate, process_advantages, token_logprobs
@@ -66,4 +66,5 @@ __all__ = [
     "GRPOTrainer", "GRPOTrainerConfig", "combine", "correctness_reward", "format_reward", "overlong_penalty",
     "process_reward", "load_shipped_policy", "load_shipped_reward_model", "Pool", "sample_pool", "selection_curves",
     "greedy_baseline", "step_search", "aggregation_bias", "encode_examples", "plot_logs", "kl_study", "plots",
+    "distributed",
 ]

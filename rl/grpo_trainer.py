@@ -32,6 +32,12 @@ TRL users do with PEFT), and the reference is the same model with its adapters s
 
 Every random draw comes from a generator seeded by (seed, step), so `resume` needs no generator
 state and continues a run bit for bit.
+
+Data parallel (`comm=nn.distributed.get_communicator()` under mpiexec -n N): every rank takes the
+same prompts and samples num_generations / N completions of each (its generator seeded by (seed,
+step, rank)); the rewards are gathered, so group normalization, dynamic sampling and the logged
+statistics see whole groups; each rank trains on its own completions through DistributedDataParallel,
+with the "dapo" loss normalized by the token count of the whole global batch. Only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -51,9 +57,11 @@ import numpy as np
 import nn
 import tinygrad_lite as tg
 from nn import GPT, Module
+from nn.distributed import Communicator, DistributedDataParallel, LocalCommunicator
 from nn.files import atomic_write_bytes, atomic_write_text
 from tinygrad_lite import Tensor
 
+from .distributed import gather_groups, samples_per_rank
 from .grpo import GRPOConfig, group_advantages, grpo_loss, process_advantages, token_logprobs
 from .plots import log_series
 from .policy import greedy_accuracy
@@ -331,11 +339,14 @@ class GRPOTrainer:
         needed (beta > 0 or log_kl), or the adapter-free policy with use_lora.
     step_reward_fn: with config.process_rewards="custom", the step reward function
         (rl.rewards.StepRewardFn: one reward per line of each completion).
+    comm: an nn.distributed communicator to train data-parallel (see the module docstring); None:
+        one process. Process supervision is not supported across ranks yet.
     """
 
     def __init__(self, policy: GPT, config: GRPOTrainerConfig | None = None,
                  reward_fns: WeightedRewardFn | Sequence[WeightedRewardFn] = correctness_reward,
-                 reference: GPT | None = None, step_reward_fn: StepRewardFn | None = None) -> None:
+                 reference: GPT | None = None, step_reward_fn: StepRewardFn | None = None,
+                 comm: Communicator | None = None) -> None:
         import lora  # rl may use lora; imported here so plain GRPO runs never load it
 
         self.config = c = config if config is not None else GRPOTrainerConfig()
@@ -355,6 +366,11 @@ class GRPOTrainer:
         if policy.config.block_size < need:
             raise ValueError(f"GRPOTrainer: block_size={policy.config.block_size} is too short for levels "
                              f"{list(c.levels)}: a prompt and its solution take up to {need} tokens")
+        self.comm = comm if comm is not None else LocalCommunicator()
+        self.samples_per_rank = samples_per_rank(c.grpo.num_generations, self.comm)
+        if self.comm.world_size > 1 and c.process_rewards != "none":
+            raise ValueError(f"GRPOTrainer: process_rewards={c.process_rewards!r} is not supported across "
+                             f"{self.comm.world_size} ranks yet; use outcome rewards (process_rewards='none')")
         self.reward_terms = weighted_terms(reward_fns)  # (weight, unique name, function)
         self.step_reward_fn = _step_reward_fn(c.process_rewards, step_reward_fn)
         self._reward_pairs = [(w, f) for w, _, f in self.reward_terms]
@@ -376,6 +392,8 @@ class GRPOTrainer:
             reference = _frozen_copy(policy)
         self.reference = reference  # None with LoRA: the reference is the policy, adapters off
         self.optimizer = policy.configure_optimizers(c.weight_decay, c.learning_rate, c.betas)
+        # The updates go through DDP across ranks (rank 0's weights, averaged gradients).
+        self.train_model: Module = policy if self.comm.world_size == 1 else DistributedDataParallel(policy, self.comm)
         self.step = 0
         self.logs: list[dict[str, Any]] = []
         # What the last train_step used, for inspection and tests: its batch, π_old's log-probs
@@ -430,36 +448,45 @@ class GRPOTrainer:
         """Sample, score and encode the batch of step `step` (a function of (seed, step) and the
         current weights), with reference log-probs when a reference is used."""
         c, g = self.config, self.config.grpo
-        G = g.num_generations
-        kept: list[tuple[Problem, list[Solution], np.ndarray, dict[str, np.ndarray]]] = []
+        G, k, comm = g.num_generations, self.samples_per_rank, self.comm
+        # per kept prompt: its problem, this rank's k solutions, rewards and reward parts, and the
+        # whole group's G rewards (gathered from every rank; all of them when there is one rank)
+        kept: list[tuple[Problem, list[Solution], np.ndarray, dict[str, np.ndarray], np.ndarray]] = []
         sampled_rewards, sampled_levels, lengths, truncated_all, flat_groups = [], [], [], [], []
         right: list[bool] = []
         sampled_parts: dict[str, list[np.ndarray]] = {name: [] for _, name, _ in self.reward_terms}
         draws = 0
+
+        def whole(values: Any) -> np.ndarray:  # this rank's k values per prompt -> every rank's G, group by group
+            return gather_groups(values, G, comm).ravel()
+
         for draw in range(1 + (c.max_extra_draws if c.dynamic_sampling else 0)):
             draws += 1
             problems = training_problems(c.prompts_per_step, _seed_for(c.seed, _PROBLEMS, step, draw),
                                          c.levels, exclude=self._exclude)
-            sols = solve(self.policy, problems, n=G, temperature=g.temperature,
-                         generator=tg.Generator(_seed_for(c.seed, _SAMPLING, step, draw)))
+            keys = (c.seed, _SAMPLING, step, draw) + ((comm.rank,) if comm.world_size > 1 else ())
+            sols = solve(self.policy, problems, n=k, temperature=g.temperature,
+                         generator=tg.Generator(_seed_for(*keys)))
             sols = [self._truncate(s) for s in sols]
-            reps = [p for p in problems for _ in range(G)]
-            rewards, parts = compute_rewards(self._reward_pairs, reps, [s.completion for s in sols])
+            reps = [p for p in problems for _ in range(k)]
+            local_rewards, local_parts = compute_rewards(self._reward_pairs, reps, [s.completion for s in sols])
+            rewards = whole(local_rewards)
             sampled_rewards.append(rewards)
-            sampled_levels.extend(p.level for p in reps)
-            lengths.extend(len(s.logprobs) for s in sols)
-            right.extend(s.verdict.answer_correct for s in sols)
-            truncated_all.extend(not s.completion.endswith("$") for s in sols)
-            for name, v in parts.items():
-                sampled_parts[name].append(v)
+            sampled_levels.extend(p.level for p in problems for _ in range(G))
+            lengths.extend(whole([len(s.logprobs) for s in sols]).astype(int).tolist())
+            right.extend(whole([s.verdict.answer_correct for s in sols]).astype(bool).tolist())
+            truncated_all.extend(whole([not s.completion.endswith("$") for s in sols]).astype(bool).tolist())
+            for name, v in local_parts.items():
+                sampled_parts[name].append(whole(v))
             grouped = rewards.reshape(-1, G)
             flat = np.all(grouped == grouped[:, :1], axis=1)
             flat_groups.extend(flat.tolist())
-            for k, p in enumerate(problems):
-                if c.dynamic_sampling and flat[k]:
+            for i, p in enumerate(problems):
+                if c.dynamic_sampling and flat[i]:
                     continue  # DAPO: a group with equal rewards has zero advantages, so no gradient
-                rows = slice(k * G, (k + 1) * G)
-                kept.append((p, sols[rows], rewards[rows], {n: v[rows] for n, v in parts.items()}))
+                rows = slice(i * k, (i + 1) * k)
+                kept.append((p, sols[rows], local_rewards[rows], {n: v[rows] for n, v in local_parts.items()},
+                             grouped[i]))
             if not c.dynamic_sampling or len(kept) >= c.prompts_per_step:
                 break
         kept = kept[: c.prompts_per_step]
@@ -481,21 +508,23 @@ class GRPOTrainer:
             "truncated_frac": float(np.mean(truncated_all)),
             "step_reward": None,
         }
-        problems = [p for p, sols, _, _ in kept for _ in sols]
-        solutions = [s for _, sols, _, _ in kept for s in sols]
+        problems = [p for p, sols, _, _, _ in kept for _ in sols]
+        solutions = [s for _, sols, _, _, _ in kept for s in sols]
         if not kept:  # dynamic sampling found no group with a signal
             empty = np.zeros((0, 1))
             batch = Rollouts(step, [], [], np.zeros(0), {}, np.zeros(0), empty.astype(np.int64),
                              empty.astype(np.int64), empty.astype(bool), np.zeros(0, bool), None, stats)
             return batch
-        rewards = np.concatenate([r for _, _, r, _ in kept])
-        parts = {n: np.concatenate([d[n] for _, _, _, d in kept]) for n in sampled_parts}
+        rewards = np.concatenate([r for _, _, r, _, _ in kept])
+        parts = {n: np.concatenate([d[n] for _, _, _, d, _ in kept]) for n in sampled_parts}
         x, y = encode_examples(problems, [s.completion for s in solutions], block_size=self.policy.config.block_size)
         mask = y != -100  # encode_examples marks prompt and padding targets -100
         targets = np.where(mask, y, PAD_ID)  # any valid id: masked positions are never read
         truncated = np.array([not s.completion.endswith("$") for s in solutions])
         if self.step_reward_fn is None:  # outcome supervision: one advantage per completion
-            advantages, _ = group_advantages(rewards, G, g.scale_rewards)
+            # normalized over whole groups; this rank keeps the advantages of its own k samples
+            everyone, _ = group_advantages(np.concatenate([w for *_, w in kept]), G, g.scale_rewards)
+            advantages = everyone.reshape(-1, comm.world_size, k)[:, comm.rank, :].ravel()
         else:  # process supervision: one per token
             advantages, stats["step_reward"] = self._token_advantages(problems, [s.completion for s in solutions], mask)
         batch = Rollouts(step, problems, solutions, rewards, parts, advantages, x, targets, mask, truncated, None,
@@ -572,11 +601,14 @@ class GRPOTrainer:
         if batch.problems:
             micro = self._micro_batches(batch)
             tokens = sum(int(mb.mask.sum()) for mb in micro)
-            num_items = max(tokens, 1) / len(micro)
+            if self.comm.world_size > 1:  # "dapo" divides by the tokens of the whole global batch
+                tokens = int(self.comm.all_reduce(np.array([tokens], dtype=np.int64))[0])
+            # nn.train_step averages the micro-batches and DDP the ranks: num_items = tokens / (n · N)
+            num_items = max(tokens, 1) / (len(micro) * self.comm.world_size)
             for it in range(g.num_iterations):
                 collected: list[dict[str, float]] = []
                 loss_fn = self._loss_fn(first=it == 0, num_items=num_items, collected=collected)
-                losses.append(nn.train_step(self.policy, self.optimizer, micro, loss_fn=loss_fn,
+                losses.append(nn.train_step(self.train_model, self.optimizer, micro, loss_fn=loss_fn,
                                             grad_clip=c.grad_clip))
                 self.last_iterations.append(_token_weighted(collected))
             old = np.zeros(batch.mask.shape)
@@ -585,7 +617,10 @@ class GRPOTrainer:
             self.last_old_logp = np.where(batch.mask, old, 0.0)
         self.last_rollouts = batch
         self.step += 1
-        row: dict[str, Any] = {"step": self.step, "loss": float(np.mean(losses)) if losses else None, **batch.stats}
+        loss = float(np.mean(losses)) if losses else None
+        if loss is not None and self.comm.world_size > 1:  # every rank's part of the batch loss
+            loss = float(self.comm.all_reduce(np.array([loss]))[0]) / self.comm.world_size
+        row: dict[str, Any] = {"step": self.step, "loss": loss, **batch.stats}
         averaged = _mean_of(self.last_iterations)
         for key in ("entropy", "kl", "clip_frac_low", "clip_frac_high", "clip_frac_region", "ratio_mean"):
             row[key] = averaged.get(key)
@@ -628,7 +663,8 @@ class GRPOTrainer:
         and grpo.png plus the resumable ckpt.npz every save_interval steps and at the end.
         A fresh run first evaluates the starting policy (a row with step 0)."""
         c = self.config
-        out = Path(out_dir) if out_dir is not None else None
+        out = Path(out_dir) if out_dir is not None and self.comm.rank == 0 else None  # rank 0 writes
+        progress = progress and self.comm.rank == 0
         if out is not None:
             atomic_write_text(out / "grpo_config.json", json.dumps(c.to_dict(), indent=2))
         if self.step == 0 and not self.logs and c.eval_interval:
@@ -662,7 +698,10 @@ class GRPOTrainer:
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically: policy (and separate reference) weights, AdamW state, step,
-        config and logs. No generator state: every draw is seeded by (seed, step)."""
+        config and logs. No generator state: every draw is seeded by (seed, step). Across ranks, only
+        rank 0 writes (the ranks hold the same weights)."""
+        if self.comm.rank != 0:
+            return Path(path)
         return nn.save_checkpoint(path, _Bundle(self.policy, self.reference), self.optimizer, self.step,
                                   self._checkpoint_config(), TOKENIZER, None, {"logs": self.logs})
 

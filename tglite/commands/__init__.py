@@ -140,14 +140,18 @@ class Interrupt:
 
 
 @contextlib.contextmanager
-def stop_between_steps(obj: Any, signals: Sequence[int] = (signal.SIGINT,)) -> Iterator[Interrupt]:
+def stop_between_steps(obj: Any, signals: Sequence[int] = (signal.SIGINT,),
+                       agree: Callable[[bool], bool] | None = None) -> Iterator[Interrupt]:
     """The first Ctrl-C (or another of `signals`, e.g. SIGTERM from `kill` or a batch system)
     lets the running step (and its evaluation / saving) finish and raises KeyboardInterrupt when
     the next step would start, so a checkpoint written then is consistent; a second one stops at
     once. Wraps `obj.train_step`.
 
     The caller catches KeyboardInterrupt: with `at_step_boundary` set it saves and exits 130;
-    otherwise (the second signal) it lets it go, and nothing is saved."""
+    otherwise (the second signal) it lets it go, and nothing is saved.
+
+    `agree(requested) -> bool` makes the decision collective (data-parallel ranks: stop if any rank
+    was asked to), so that every rank stops at the same step."""
     state = Interrupt()
     original: Callable[..., Any] = obj.train_step
 
@@ -161,6 +165,8 @@ def stop_between_steps(obj: Any, signals: Sequence[int] = (signal.SIGINT,)) -> I
               "without saving)", file=sys.stderr, flush=True)
 
     def train_step(*a: Any, **kw: Any) -> Any:
+        if agree is not None and agree(state.requested) and not state.requested:
+            state.requested, state.signal_name = True, "another rank's signal"
         if state.requested:
             state.at_step_boundary = True
             raise KeyboardInterrupt

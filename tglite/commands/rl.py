@@ -393,6 +393,10 @@ def _need_course_extra(progress: bool) -> None:
         require("tqdm", "course", "tglite rl (progress bars)")
 
 
+def _quiet(text: str) -> None:
+    """`_say` on the data-parallel ranks other than 0."""
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -695,10 +699,17 @@ GRPO_OUTPUTS = ("ckpt.npz", "grpo_log.csv", "grpo.png", "grpo_config.json")
 
 
 def _grpo(args: argparse.Namespace) -> int:
+    """Under `mpiexec -n N` the run is data parallel (rl.GRPOTrainer with a communicator): only rank 0
+    prints and writes, and an error during training stops every rank."""
+    import numpy as np
+
     import nn
+    from nn.distributed import get_communicator
     from rl import GRPOConfig, GRPOTrainer, GRPOTrainerConfig
     from rl.grpo_trainer import plot_logs, write_logs_csv
 
+    comm = get_communicator()
+    say = _say if comm.rank == 0 else _quiet
     if args.settings:
         print("settings (rl.GRPOTrainerConfig; grpo.FIELD: rl.GRPOConfig):")
         return _print_settings(GRPOTrainerConfig(), nested=("grpo",))
@@ -734,40 +745,50 @@ def _grpo(args: argparse.Namespace) -> int:
         config = _with_settings(GRPOTrainerConfig(), settings)
         policy = _load_policy(args.policy or "policy-small-mid")
         check_out_dir(out, args.force, resumable=True)
-    trainer = GRPOTrainer(policy, config)
+    comm.barrier()  # every rank has checked --out before rank 0 writes to it
+    trainer = GRPOTrainer(policy, config, comm=comm)
     if args.resume:
         trainer.resume(out / "ckpt.npz")  # checks that only `steps` differs from the run's settings
     _need_course_extra(not args.no_progress)
 
     if args.resume:
-        _say(f"resumed {str(out)!r} at step {trainer.step} of {config.steps}")
+        say(f"resumed {str(out)!r} at step {trainer.step} of {config.steps}")
         if trainer.step >= config.steps:
-            _say(f"the run is already at step {trainer.step}: give steps=... larger than that to train longer")
+            say(f"the run is already at step {trainer.step}: give steps=... larger than that to train longer")
             return 0
-    elif args.force:
+    elif args.force and comm.rank == 0:
         _remove_outputs(out, GRPO_OUTPUTS)
     g = config.grpo
-    _say(f"GRPO: {config.prompts_per_step} problems x G={g.num_generations} completions per step, levels "
-         f"{list(config.levels)}, {config.steps} steps, lr {config.learning_rate:g}, beta {g.beta:g}"
-         + (f", LoRA r={config.lora_r}" if config.use_lora else ", full fine-tuning"))
-    with _stop_between_steps(trainer, STOP_SIGNALS) as interrupt:
+    say(f"GRPO: {config.prompts_per_step} problems x G={g.num_generations} completions per step, levels "
+        f"{list(config.levels)}, {config.steps} steps, lr {config.learning_rate:g}, beta {g.beta:g}"
+        + (f", LoRA r={config.lora_r}" if config.use_lora else ", full fine-tuning")
+        + (f", {comm.world_size} ranks x {g.num_generations // comm.world_size} completions" if comm.world_size > 1
+           else ""))
+    agree = None if comm.world_size == 1 else (  # stop at the same step on every rank
+        lambda flag: bool(comm.all_reduce(np.array([int(flag)]), "max")[0]))
+    with _stop_between_steps(trainer, STOP_SIGNALS, agree) as interrupt:
         try:
             logs = trainer.run(out, progress=not args.no_progress)
         except KeyboardInterrupt:
             if not interrupt.at_step_boundary:
                 raise
             path = trainer.save(out / "ckpt.npz")
-            write_logs_csv(trainer.logs, out / "grpo_log.csv")
-            plot_logs(trainer.logs, out / "grpo.png")
-            print(f"interrupted at step {trainer.step} of {config.steps}: resumable checkpoint {path}\n"
-                  f"continue with: tglite rl grpo --out {out} --resume", file=sys.stderr)
+            if comm.rank == 0:
+                write_logs_csv(trainer.logs, out / "grpo_log.csv")
+                plot_logs(trainer.logs, out / "grpo.png")
+                print(f"interrupted at step {trainer.step} of {config.steps}: resumable checkpoint {path}\n"
+                      f"continue with: tglite rl grpo --out {out} --resume", file=sys.stderr)
             return 130
-    _say(grpo_summary(logs))
-    _say(f"run folder {out.resolve()}:\n"
-         f"  grpo_log.csv      one row per step (reward, accuracy, KL, entropy, clipping, ...)\n"
-         f"  grpo.png          those curves against the step\n"
-         f"  ckpt.npz          the policy at step {trainer.step}, with optimizer state (--resume continues it)\n"
-         f"  grpo_config.json  the settings")
+        except (ValueError, OSError, RuntimeError) as e:
+            if comm.world_size == 1:
+                raise
+            comm.abort(f"tglite rl grpo: error on rank {comm.rank} of {comm.world_size}: {e}; stopping every rank", 2)
+    say(grpo_summary(logs))
+    say(f"run folder {out.resolve()}:\n"
+        f"  grpo_log.csv      one row per step (reward, accuracy, KL, entropy, clipping, ...)\n"
+        f"  grpo.png          those curves against the step\n"
+        f"  ckpt.npz          the policy at step {trainer.step}, with optimizer state (--resume continues it)\n"
+        f"  grpo_config.json  the settings")
     return 0
 
 

@@ -8,6 +8,10 @@ Nothing is lost: the first Ctrl-C (or SIGTERM) lets the running step finish, the
 resumable checkpoint (atomically) and exits with 130; a second one stops at once. A resumed run
 takes its settings from the checkpoint and continues bit for bit as if it had never stopped (the
 checkpoint holds the weights, the optimizer state, the step and the generators' states).
+
+Under `mpiexec -n N tglite train gpt ...` the same command trains data-parallel (nn.distributed): the
+ranks split each global batch of batch_size rows, only rank 0 prints and writes files, and an error
+during training stops every rank with a message naming the one that failed.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from . import UsageError, check_folder, check_out_dir, parse_overrides, print_error, stop_between_steps
 
@@ -110,15 +116,23 @@ def resumed_config(args: argparse.Namespace, named: Any, saved: dict[str, Any], 
 
 
 def run(args: argparse.Namespace) -> int:
+    from nn.distributed import get_communicator
     from nn.train import CONFIGS, Trainer, get_config
 
     from ..extras import require
 
+    try:
+        comm = get_communicator()
+    except ImportError as e:
+        return print_error("train", e)
+    say = print if comm.rank == 0 else _quiet  # one voice: the other ranks' output would repeat rank 0's
+
     if args.list:
         for name, config in CONFIGS.items():
-            print(f"{name}:")
-            print("  " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items()))
+            say(f"{name}:")
+            say("  " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items()))
         return 0
+    trainer = None
     try:
         overrides = parse_overrides(args.overrides)
         named = None  # the settings given by --config and key=value (without --config, a resumed run's own)
@@ -129,33 +143,43 @@ def run(args: argparse.Namespace) -> int:
         config = named if resume is None else resumed_config(args, named, resume[1], overrides, out)
         if not args.no_progress:
             require("tqdm", "course", "the training progress bar (or pass --no-progress)")
-        trainer = Trainer(config)
+        comm.barrier()  # every rank has checked the run folder before rank 0 writes to it
+        trainer = Trainer(config, comm=comm)
         if resume is not None:
             trainer.resume(resume[0])
-            print(f"resumed from {resume[0]} at step {trainer.step} of {config.max_iters}", flush=True)
+            say(f"resumed from {resume[0]} at step {trainer.step} of {config.max_iters}", flush=True)
             if trainer.step >= config.max_iters:
-                print(f"the run is already at step {trainer.step}: give max_iters=N larger than that to train "
-                      "longer (nothing written)")
+                say(f"the run is already at step {trainer.step}: give max_iters=N larger than that to train "
+                    "longer (nothing written)")
                 return 0
-        if args.force:  # the checkpoint resumed from (if any) is elsewhere, and already read
+        if args.force and comm.rank == 0:  # the checkpoint resumed from (if any) is elsewhere, and already read
             for name in OUTPUTS:
                 (out / name).unlink(missing_ok=True)
-        with stop_between_steps(trainer, (signal.SIGINT, signal.SIGTERM)) as interrupt:
+        agree = None if comm.world_size == 1 else (  # stop at the same step on every rank
+            lambda flag: bool(comm.all_reduce(np.array([int(flag)]), "max")[0]))
+        with stop_between_steps(trainer, (signal.SIGINT, signal.SIGTERM), agree) as interrupt:
             try:
                 trainer.run(progress=not args.no_progress)
             except KeyboardInterrupt:
                 if not interrupt.at_step_boundary:
                     raise  # a second Ctrl-C: stop at once (tglite.cli says "interrupted", exit 130)
                 path = trainer.save(out / "ckpt.npz")
-                trainer.plot(out / "loss.png")
-                print(f"interrupted ({interrupt.signal_name}) at step {trainer.step} of {config.max_iters}: "
-                      f"resumable checkpoint {path} holds step {trainer.step}\n"
-                      f"continue with: tglite train gpt --resume out_dir={out}", file=sys.stderr, flush=True)
+                if comm.rank == 0:
+                    trainer.plot(out / "loss.png")
+                say(f"interrupted ({interrupt.signal_name}) at step {trainer.step} of {config.max_iters}: "
+                    f"resumable checkpoint {path} holds step {trainer.step}\n"
+                    f"continue with: tglite train gpt --resume out_dir={out}", file=sys.stderr, flush=True)
                 return 130
     except (ValueError, ImportError, RuntimeError) as e:
-        return print_error("train", e)
-    print(f"run folder {out.resolve()}:\n"
-          f"  ckpt.npz     the model at step {trainer.step}, with optimizer state (--resume continues it)\n"
-          f"  config.json  the settings\n"
-          + ("  loss.png     the loss curve\n" if (out / "loss.png").is_file() else ""), end="")
+        if comm.world_size > 1 and trainer is not None:  # mid-run: the other ranks would wait for this one
+            comm.abort(f"tglite train: error on rank {comm.rank} of {comm.world_size}: {e}; stopping every rank", 2)
+        return print_error("train", e) if comm.rank == 0 else 2
+    say(f"run folder {out.resolve()}:\n"
+        f"  ckpt.npz     the model at step {trainer.step}, with optimizer state (--resume continues it)\n"
+        f"  config.json  the settings\n"
+        + ("  loss.png     the loss curve\n" if (out / "loss.png").is_file() else ""), end="")
     return 0
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """`print` on the ranks other than 0."""
