@@ -468,8 +468,7 @@ class DistributedDataParallel(Module):
         self.comm = comm
         self.bucket_cap_mb = bucket_cap_mb
         self._sync = True
-        self._arrived = 0  # gradients received so far in the running backward
-        self._arrived_ids: set[int] = set()
+        self._arrived: set[int] = set()  # ids of the parameters whose gradient the running backward gave
         self._broadcast_parameters()
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
@@ -522,7 +521,7 @@ class DistributedDataParallel(Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self._arrived:
             missing = [n for n, p in self.module.named_parameters()
-                       if p.requires_grad and id(p) not in self._arrived_ids]
+                       if p.requires_grad and id(p) not in self._arrived]
             raise DistributedError(
                 f"rank {self.comm.rank}: the last backward gave no gradient to {len(missing)} trainable "
                 f"parameter(s) ({missing[:5]}), so the gradients were never averaged; freeze unused parameters "
@@ -548,8 +547,7 @@ class DistributedDataParallel(Module):
         return hook
 
     def _gradient_ready(self, p: Parameter, grad: Tensor) -> Tensor | None:
-        if self._arrived == 0:  # the first gradient of this backward
-            self._arrived_ids = set()
+        if not self._arrived:  # the first gradient of this backward
             for b in self.buckets:
                 b.waiting, b.work = len(b.params), None
         bucket, off = self._where[id(p)]
@@ -557,15 +555,14 @@ class DistributedDataParallel(Module):
         total = grad.data if p.grad is None else p.grad.data + grad.data
         bucket.buffer[off : off + p.size] = total.reshape(-1)
         bucket.waiting -= 1
-        self._arrived += 1
-        self._arrived_ids.add(id(p))
+        self._arrived.add(id(p))
         self._launch_ready_buckets()
-        if self._arrived < len(self._params):
+        if len(self._arrived) < len(self._params):
             return None
         # The last gradient: wait for every bucket, then hand out the averages. Every other
         # parameter's .grad is already final and is replaced; this one's is set by the engine
         # from what the hook returns, so its old .grad is cleared first.
-        self._arrived = 0
+        self._arrived = set()
         mine = None
         for b in self.buckets:
             assert b.work is not None

@@ -79,15 +79,24 @@ def _positive_int(text: str) -> int:
 
 
 
-def _require_notebook_tools(what: str) -> str | None:
+def _cannot_start(command: str, notebook: Path | None = None) -> bool:
+    """Print `tglite exercises COMMAND: error: ...` and return True when the notebook tools are
+    missing or `notebook` (when given) is not a file; False when the command can go on."""
+    import sys
+
     from ..extras import MissingExtraError, require
 
+    what = f"tglite exercises {command}"
     try:
         require("nbformat", "course", what)
         require("nbclient", "course", what)
     except MissingExtraError as e:
-        return str(e)
-    return None
+        print(f"{what}: error: {e}", file=sys.stderr)
+        return True
+    if notebook is not None and not notebook.is_file():
+        print(f"{what}: error: {notebook}: no such notebook", file=sys.stderr)
+        return True
+    return False
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -95,12 +104,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     from ..exercises import ExerciseBuildError, build_student_notebook
 
-    problem = _require_notebook_tools("tglite exercises build")
-    if problem:
-        print(f"tglite exercises build: error: {problem}", file=sys.stderr)
-        return 2
-    if not args.src.is_file():
-        print(f"tglite exercises build: error: {args.src}: no such notebook", file=sys.stderr)
+    if _cannot_start("build", args.src):
         return 2
     try:
         report = build_student_notebook(args.src, args.dest, force=args.force)
@@ -123,9 +127,7 @@ def run_check(args: argparse.Namespace) -> int:
     from ..exercises import GradingError, grade_notebook
     from ..files import atomic_write_text
 
-    problem = _require_notebook_tools("tglite exercises check")
-    if problem:
-        print(f"tglite exercises check: error: {problem}", file=sys.stderr)
+    if _cannot_start("check"):  # grade_notebook says itself when the notebook is missing
         return 2
     try:
         report = grade_notebook(args.notebook, timeout=args.timeout, seed=args.seed, draws=args.draws)
@@ -155,12 +157,7 @@ def run_hint(args: argparse.Namespace) -> int:
 
     from ..exercises import hint_text
 
-    problem = _require_notebook_tools("tglite exercises hint")
-    if problem:
-        print(f"tglite exercises hint: error: {problem}", file=sys.stderr)
-        return 2
-    if not args.notebook.is_file():
-        print(f"tglite exercises hint: error: {args.notebook}: no such notebook", file=sys.stderr)
+    if _cannot_start("hint", args.notebook):
         return 2
     import nbformat
 
