@@ -72,6 +72,11 @@ class Exercise:
     inputs: Callable[..., Sequence[Any]]
     call: Callable[..., Any]  # inputs -> output Tensor(s)
     title: str = ""
+    # A value exercise (a function, not a backward rule): the project's own implementation that
+    # the student's output is compared with, and the tolerance of that comparison.
+    reference: Callable[..., Any] | None = None
+    rtol: float = 1e-6
+    atol: float = 1e-9
 
     @property
     def randomized(self) -> bool:
@@ -96,23 +101,35 @@ _MISTAKES: dict[str, dict[str, Mistake]] = {}  # exercise name -> mistake key ->
 
 
 def exercise(name: str, inputs: Callable[..., Sequence[Any]], call: Callable[..., Any] | None = None,
-             title: str = "") -> Callable[[Any], Any]:
-    """Class decorator: register a Function as the exercise `name`. Grading runs
-    `gradcheck(call or cls.apply, inputs(gen))` for several seeded generators `gen`; pass `call`
-    for ops with extra arguments (e.g. `call=lambda x: SumAxis.apply(x, axis=1)`). An `inputs`
-    that takes no argument gives the same inputs every time (not randomized)."""
+             title: str = "", reference: Callable[..., Any] | None = None, rtol: float = 1e-6,
+             atol: float = 1e-9) -> Callable[[Any], Any]:
+    """Register the exercise `name`. Two kinds:
 
-    def deco(cls: Any) -> Any:
-        fn = call if call is not None else cls.apply
+    - a gradient exercise (no `reference`): decorate a Function; grading runs
+      `gradcheck(call or cls.apply, inputs(gen))` for several seeded generators `gen`. Pass `call`
+      for ops with extra arguments (e.g. `call=lambda x: SumAxis.apply(x, axis=1)`).
+    - a value exercise (`reference` given): decorate a plain function; grading compares
+      `fn(*inputs(gen))` with `reference(*inputs(gen))`, the project's own implementation, within
+      `rtol`/`atol` (exactly, for outputs that are not numbers).
+
+    An `inputs` that takes no argument gives the same inputs every time (not randomized)."""
+
+    def deco(obj: Any) -> Any:
+        if reference is not None:
+            fn = call if call is not None else obj
+        else:
+            fn = call if call is not None else obj.apply
         _REGISTRY.pop(name, None)
-        _REGISTRY[name] = Exercise(name, cls, inputs, fn, title or (cls.__doc__ or "").strip().split("\n")[0])
-        return cls
+        _REGISTRY[name] = Exercise(name, obj, inputs, fn, title or (obj.__doc__ or "").strip().split("\n")[0],
+                                   reference, rtol, atol)
+        return obj
 
     return deco
 
 
 def mistake(exercise_name: str, key: str, title: str, explanation: str) -> Callable[[Any], Any]:
-    """Decorator on a wrong `backward(self, g)`: register it as a known mistake of an exercise.
+    """Decorator on a wrong `backward(self, g)` (a gradient exercise) or a wrong function with the
+    exercise's signature (a value exercise): register it as a known mistake of an exercise.
     Put it in a `# BEGIN GRADER ONLY` block, so the handout does not show it."""
 
     def deco(backward: Callable[..., Any]) -> Callable[..., Any]:
@@ -154,14 +171,16 @@ class Grade:
     # every failing input: {"draw", "input_index", "input_shape", "diagnosis", "message", "worst"}
     # (an input that fails on several draws is listed for the first of them)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "gradient"  # "gradient" (a backward rule, gradchecked) or "value" (compared with a reference)
 
 
 _DIAGNOSIS_LABEL = {
     "factor": "factor off", "sign": "sign flipped", "transposed": "transposed",
     "operand_transposed": "missing transpose", "broadcast": "missing broadcast reduction",
     "zero": "zero gradient", "partial": "partly wrong", "unknown": "wrong gradient", "error": "error",
-    "missing": "not defined",
+    "missing": "not defined", "shape": "wrong shape", "nan": "NaN",
 }
+_VALUE_LABEL = {**_DIAGNOSIS_LABEL, "zero": "all zero", "unknown": "wrong value", "partial": "partly wrong"}
 
 
 def _message(report: str) -> str:
@@ -175,6 +194,8 @@ def _known_mistake(ex: Exercise, inputs: tuple[Any, ...], atol: float = 1e-5, rt
     from tinygrad_lite.gradcheck import analytical_jacobian
 
     mistakes = _MISTAKES.get(ex.name, {})
+    if mistakes and ex.reference is not None:
+        return _known_value_mistake(ex, mistakes, inputs, atol, rtol)
     if not mistakes or not isinstance(ex.function, type):
         return None
     try:
@@ -202,6 +223,146 @@ def _known_mistake(ex: Exercise, inputs: tuple[Any, ...], atol: float = 1e-5, rt
     return None
 
 
+# --------------------------------------------------------------- value exercises
+def _outputs_as_arrays(out: Any) -> list[Any]:
+    """A function's result as a list of NumPy arrays: a tuple is several outputs, anything else
+    (a number, a list, an ndarray, a Tensor) is one."""
+    import numpy as np
+
+    items = out if isinstance(out, tuple) else (out,)
+    return [np.asarray(o.numpy() if hasattr(o, "numpy") else o) for o in items]
+
+
+def _numeric(a: Any) -> bool:
+    import numpy as np
+
+    return np.issubdtype(a.dtype, np.number) or a.dtype == bool
+
+
+def _value_diagnosis(got: Any, want: Any, atol: float, rtol: float) -> tuple[str, str]:
+    """Name the usual mistakes of a computed value against the reference (same shape, numbers)."""
+    import numpy as np
+
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    if np.isnan(got).any() and not np.isnan(want).any():
+        where = tuple(int(i) for i in np.argwhere(np.isnan(got))[0])
+        return "nan", f"your output has NaN (first at index {where}); the reference has none: a 0/0 or a log of 0?"
+    ok = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+    if np.abs(got).max(initial=0.0) <= atol < np.abs(want).max(initial=0.0):
+        return "zero", "your output is all zero while the reference's is not"
+    big = np.abs(want) > 1e-3 * max(np.abs(want).max(initial=0.0), atol)
+    if big.any():
+        c = float(np.median(got[big] / want[big]))
+        scaled = np.allclose(got, c * want, rtol=rtol * 10, atol=atol * max(1, abs(c)))
+        if abs(c - 1.0) > 0.01 and abs(c) > 1e-8 and scaled:
+            if abs(c + 1.0) <= 0.01:
+                return "sign", "the sign is flipped: yours = -reference everywhere"
+            return "factor", f"off by a constant factor: yours ≈ {c:.4g} × reference (a dropped or extra constant?)"
+    if got.ndim >= 2 and got.shape[-1] == got.shape[-2] > 1 and np.allclose(np.swapaxes(got, -1, -2), want,
+                                                                            rtol=rtol, atol=atol):
+        return "transposed", "your output is the transpose of the reference's (the order of a matmul's operands?)"
+    if ok.any():
+        bad = np.argwhere(~ok)
+        where = [tuple(int(i) for i in b) for b in bad[:6]]
+        more = "" if len(bad) <= 6 else f" and {len(bad) - 6} more"
+        return "partial", f"{int(ok.sum())} of {ok.size} elements match; wrong at {where}{more}"
+    return "unknown", "no common mistake recognized; compare your values and the reference's below"
+
+
+def _compare_values(got_out: Any, want_out: Any, atol: float, rtol: float) -> list[dict[str, Any]]:
+    """Every output that differs from the reference: {"output", "diagnosis", "message", "worst"}."""
+    import numpy as np
+
+    got, want = _outputs_as_arrays(got_out), _outputs_as_arrays(want_out)
+    if len(got) != len(want):
+        return [{"output": None, "diagnosis": "shape", "worst": [],
+                 "message": f"returned {len(got)} value(s) where {len(want)} are expected"}]
+    failures = []
+    for m, (g, w) in enumerate(zip(got, want)):
+        if g.shape != w.shape:
+            turned = " (the transpose?)" if g.shape == w.shape[::-1] and g.ndim >= 2 else ""
+            failures.append({"output": m, "diagnosis": "shape", "worst": [],
+                             "message": f"shape {g.shape} where {w.shape} is expected{turned}"})
+            continue
+        if not (_numeric(g) and _numeric(w)):
+            same = g == w
+            if not np.all(same):
+                where = [tuple(int(i) for i in b) for b in np.argwhere(~np.atleast_1d(same))[:3]]
+                failures.append({"output": m, "diagnosis": "unknown", "worst": [],
+                                 "message": f"{int(np.size(same) - np.sum(same))} of {np.size(same)} values differ "
+                                            f"(first at {where}: yours {np.atleast_1d(g)[where[0]]!r}, "
+                                            f"expected {np.atleast_1d(w)[where[0]]!r})"})
+            continue
+        if np.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True):
+            continue
+        key, text = _value_diagnosis(g, w, atol, rtol)
+        err = np.abs(np.atleast_1d(g).astype(np.float64) - np.atleast_1d(w).astype(np.float64))
+        order = np.argsort(np.nan_to_num(err, nan=np.inf).ravel())[::-1][:3]
+        worst = [{"output": m, "output_index": tuple(int(i) for i in np.unravel_index(k, err.shape)),
+                  "yours": float(np.atleast_1d(g).ravel()[k]), "expected": float(np.atleast_1d(w).ravel()[k])}
+                 for k in order]
+        failures.append({"output": m, "diagnosis": key, "message": text, "worst": worst})
+    return failures
+
+
+def _known_value_mistake(ex: Exercise, mistakes: dict[str, Mistake], inputs: tuple[Any, ...], atol: float,
+                         rtol: float) -> Mistake | None:
+    """The instructor's wrong function whose output equals the student's on these inputs."""
+    try:
+        student = ex.call(*inputs)
+    except Exception:  # noqa: BLE001 - nothing to compare
+        return None
+    for m in mistakes.values():
+        try:
+            planted = m.backward(*inputs)
+        except Exception:  # noqa: BLE001 - a mistake that cannot run here cannot be it
+            continue
+        if not _compare_values(student, planted, atol, rtol):
+            return m
+    return None
+
+
+def _grade_value(ex: Exercise, seed: int, draws: int) -> Grade:
+    """Compare a value exercise's output with its reference on `draws` random inputs."""
+    n = draws if ex.randomized else 1
+    grade = Grade(ex.name, PASSED, seed=seed, draws=n if ex.randomized else 0, kind="value")
+    first_inputs: tuple[Any, ...] | None = None
+    seen: set[Any] = set()
+    for k in range(n):
+        where = f" (draw {k}, seed {seed + k})" if ex.randomized else ""
+        try:
+            inputs = ex.draw(seed + k)
+            expected = ex.reference(*inputs)
+        except Exception as e:  # noqa: BLE001 - the instructor's inputs or reference is broken
+            return Grade(ex.name, FAILED, "error", f"the exercise's inputs or reference raised {type(e).__name__}: "
+                                                   f"{e}{where}", seed=seed, draws=grade.draws, kind="value")
+        try:
+            got = ex.call(*ex.draw(seed + k))  # fresh inputs: the student's code may change them in place
+        except NotImplementedError as e:
+            return Grade(ex.name, NOT_ATTEMPTED, message=str(e) or "the function raises NotImplementedError",
+                         seed=seed, draws=grade.draws, kind="value")
+        except Exception as e:  # noqa: BLE001 - a student's bug of any kind is a failed exercise
+            return Grade(ex.name, FAILED, "error", f"{type(e).__name__}: {e}{where}", seed=seed, draws=grade.draws,
+                         failed_draws=grade.failed_draws + [k], failures=grade.failures, kind="value")
+        failures = _compare_values(got, expected, ex.atol, ex.rtol)
+        if not failures:
+            continue
+        if grade.status == PASSED:
+            first_inputs = inputs
+            grade.status, grade.diagnosis, grade.message = FAILED, failures[0]["diagnosis"], failures[0]["message"]
+            grade.worst = list(failures[0]["worst"])
+        grade.failed_draws.append(k)
+        for f in failures:
+            if (f["output"], f["diagnosis"]) not in seen:
+                seen.add((f["output"], f["diagnosis"]))
+                grade.failures.append({"draw": k, "input_index": None, "input_shape": None, **f})
+    if first_inputs is not None:
+        found = _known_mistake(ex, first_inputs, atol=max(ex.atol, 1e-12), rtol=ex.rtol)
+        if found is not None:
+            grade.diagnosis, grade.label, grade.message = found.key, found.title, found.explanation
+    return grade
+
+
 def grade_exercise(ex: Exercise, seed: int | None = None, draws: int = DRAWS) -> Grade:
     """Gradient-check one exercise on `draws` random inputs (draw k from `Generator(seed + k)`;
     a fresh seed when None). Every failing input of every draw is recorded. Never raises for
@@ -213,6 +374,8 @@ def grade_exercise(ex: Exercise, seed: int | None = None, draws: int = DRAWS) ->
     if draws < 1:
         raise ValueError(f"grade_exercise: draws must be at least 1, got {draws}")
     seed = new_seed() if seed is None else int(seed)
+    if ex.reference is not None:
+        return _grade_value(ex, seed, draws)
     n = draws if ex.randomized else 1
     grade = Grade(ex.name, PASSED, seed=seed, draws=n if ex.randomized else 0)
     first_inputs: tuple[Any, ...] | None = None
@@ -275,13 +438,22 @@ def grade_registered(names: Sequence[str] | None = None, seed: int | None = None
     return grades
 
 
-def _label(key: str | None, label: str = "") -> str:
-    return label or _DIAGNOSIS_LABEL.get(key or "", key or "")
+def _label(key: str | None, label: str = "", kind: str = "gradient") -> str:
+    labels = _VALUE_LABEL if kind == "value" else _DIAGNOSIS_LABEL
+    return label or labels.get(key or "", key or "")
 
 
 def _worst_lines(worst: Sequence[dict[str, Any]], indent: str, count: int) -> str:
-    return "".join(f"\n{indent}worst: input index {tuple(w['input_index'])}, output {tuple(w['output_index'])}: "
-                   f"analytical {w['analytical']:.6g}, numerical {w['numerical']:.6g}" for w in worst[:count])
+    lines = []
+    for w in worst[:count]:
+        if "yours" in w:  # a value exercise: the student's value against the reference's
+            lines.append(f"\n{indent}worst: index {tuple(w['output_index'])}: yours {w['yours']:.6g}, "
+                         f"expected {w['expected']:.6g}")
+        else:
+            lines.append(f"\n{indent}worst: input index {tuple(w['input_index'])}, output "
+                         f"{tuple(w['output_index'])}: analytical {w['analytical']:.6g}, "
+                         f"numerical {w['numerical']:.6g}")
+    return "".join(lines)
 
 
 def format_grade(g: Grade, index: int | None = None, total: int | None = None, width: int = 16,
@@ -295,19 +467,22 @@ def format_grade(g: Grade, index: int | None = None, total: int | None = None, w
     if g.status == NOT_ATTEMPTED:
         return head + "not attempted"
     pad = f"{'':{len(tag)}}    "
-    line = head + f"FAILED ({_label(g.diagnosis, g.label)}): {g.message}"
+    line = head + f"FAILED ({_label(g.diagnosis, g.label, g.kind)}): {g.message}"
     # Every failing input, with its worst elements. Its own diagnosis is repeated only when it is not
     # the headline already (several inputs fail, or the headline names a known mistake).
     repeat = len(g.failures) > 1 or bool(g.label)
     for f in g.failures:
         shape = f" (shape {tuple(f['input_shape'])})" if f.get("input_shape") is not None else ""
-        where = f"input {f['input_index']}" if f["input_index"] is not None else "an intermediate tensor"
+        if "output" in f:  # a value exercise: which returned value differs
+            where = "the output" if f["output"] in (None, 0) else f"output {f['output']}"
+        else:
+            where = f"input {f['input_index']}" if f["input_index"] is not None else "an intermediate tensor"
         if not repeat:
             detail = ":" if f["worst"] else ""
         elif g.label and f["diagnosis"] == "unknown":  # "no common mistake recognized" would contradict the headline
-            detail = f": {_label(f['diagnosis'])}"
+            detail = f": {_label(f['diagnosis'], kind=g.kind)}"
         else:
-            detail = f": {_label(f['diagnosis'])}: {f['message']}"
+            detail = f": {_label(f['diagnosis'], kind=g.kind)}: {f['message']}"
         line += f"\n{pad}{where}{shape}{detail}"
         line += _worst_lines(f["worst"], pad + "  ", 2 if repeat else 3)
     if not g.failures:
@@ -597,6 +772,14 @@ def build_student_notebook(src: str | os.PathLike[str], dest: str | os.PathLike[
     return BuildReport(dest, names, blocks)
 
 
+def handout_is_current(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> bool:
+    """True when the handout `dest` is exactly what building the instructor notebook `src` gives."""
+    with tempfile.TemporaryDirectory(prefix="tglite-handout-") as tmp:
+        fresh = Path(tmp) / Path(dest).name
+        build_student_notebook(src, fresh)
+        return fresh.read_bytes() == Path(dest).read_bytes()
+
+
 def replace_solution(nb: Any, name: str, code: str) -> None:
     """Put `code` in place of the solution block of exercise `name` (in the instructor notebook):
     how an instructor (or a test) plants a typical mistake to see the grader's diagnosis."""
@@ -707,6 +890,7 @@ def grade_notebook(notebook: str | os.PathLike[str] | Any, timeout: float = 120.
 __all__ = [
     "exercise", "mistake", "Mistake", "check", "hint", "hint_text", "notebook_hints", "summary", "new_seed", "DRAWS",
     "registered", "Grade", "Exercise", "grade_exercise", "grade_registered",
-    "build_student_notebook", "strip_solutions", "replace_solution", "exercise_names", "grade_notebook",
+    "build_student_notebook", "handout_is_current", "strip_solutions", "replace_solution", "exercise_names",
+    "grade_notebook",
     "GradingReport", "GradingError", "ExerciseBuildError", "PASSED", "NOT_ATTEMPTED", "FAILED",
 ]

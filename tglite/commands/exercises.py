@@ -1,5 +1,8 @@
-"""`tglite exercises build SRC DEST`, `tglite exercises check NOTEBOOK` and
+"""`tglite exercises build [SRC DEST]`, `tglite exercises check NOTEBOOK` and
 `tglite exercises hint NOTEBOOK NAME`.
+
+Without SRC and DEST, `build` makes the handout of every instructor notebook in
+notebooks/solutions/ (the course's layout) into notebooks/.
 
 Exit codes of `check`, for autograders: 0 every exercise passed; 1 some exercise failed or was not
 attempted; 2 the notebook could not be graded (missing, unreadable, a cell timed out, the kernel died).
@@ -25,11 +28,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "'# BEGIN SOLUTION' and '# END SOLUTION' by a stub that raises NotImplementedError with the "
         "block's first hint tier ('# HINT:' or '# HINT 1:'), removing '# BEGIN GRADER ONLY' blocks, and "
         "clearing all outputs. The later hint tiers and the grader-only code go into the notebook's metadata. "
-        "Everything else stays.",
+        "Everything else stays. Without SRC and DEST: build every instructor notebook in --solutions into "
+        "--out (a handout that is already up to date is left alone).",
     )
-    build.add_argument("src", type=Path, metavar="SRC", help="instructor notebook (.ipynb)")
-    build.add_argument("dest", type=Path, metavar="DEST", help="student notebook to write")
-    build.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    build.add_argument("src", type=Path, nargs="?", metavar="SRC", help="instructor notebook (.ipynb)")
+    build.add_argument("dest", type=Path, nargs="?", metavar="DEST", help="student notebook to write")
+    build.add_argument("--force", action="store_true", help="replace DEST (or a changed handout) if it exists")
+    build.add_argument("--solutions", type=Path, default=Path("notebooks/solutions"), metavar="DIR",
+                       help="without SRC: the instructor notebooks (default: %(default)s)")
+    build.add_argument("--out", type=Path, default=Path("notebooks"), metavar="DIR",
+                       help="without DEST: where the handouts go (default: %(default)s)")
     build.set_defaults(handler=run_build)
     check = sub.add_parser(
         "check", help="execute a notebook and grade every exercise with gradcheck",
@@ -104,6 +112,12 @@ def run_build(args: argparse.Namespace) -> int:
 
     from ..exercises import ExerciseBuildError, build_student_notebook
 
+    if args.src is None:
+        return _build_all(args)
+    if args.dest is None:
+        print("tglite exercises build: error: give both SRC and DEST, or neither (to build every handout)",
+              file=sys.stderr)
+        return 2
     if _cannot_start("build", args.src):
         return 2
     try:
@@ -116,6 +130,43 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {report.dest}: {len(report.exercises)} exercises, {report.blocks} solution blocks "
           f"replaced by stubs")
+    return 0
+
+
+def _build_all(args: argparse.Namespace) -> int:
+    """Build every instructor notebook in args.solutions into args.out; a handout that differs from
+    its fresh build (a student may have worked in it) is replaced only with --force."""
+    import sys
+
+    from ..exercises import ExerciseBuildError, build_student_notebook, handout_is_current
+
+    if _cannot_start("build"):
+        return 2
+    sources = sorted(args.solutions.glob("*.ipynb"))
+    if not sources:
+        print(f"tglite exercises build: error: no instructor notebooks (*.ipynb) in {args.solutions}; give SRC "
+              f"and DEST, or --solutions DIR", file=sys.stderr)
+        return 2
+    changed = []
+    for src in sources:
+        dest = args.out / src.name
+        try:
+            if dest.exists() and handout_is_current(src, dest):
+                print(f"{dest}: up to date")
+                continue
+            if dest.exists() and not args.force:
+                changed.append(dest)
+                continue
+            report = build_student_notebook(src, dest, force=True)
+        except ExerciseBuildError as e:
+            print(f"tglite exercises build: error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {report.dest}: {len(report.exercises)} exercises, {report.blocks} solution blocks "
+              f"replaced by stubs")
+    if changed:
+        print("tglite exercises build: error: these handouts differ from their instructor notebooks and may hold "
+              f"a student's work: {', '.join(map(str, changed))}; pass --force to replace them", file=sys.stderr)
+        return 2
     return 0
 
 
