@@ -64,7 +64,7 @@ def main() -> None:
 
     def layer_norm_step() -> None:
         x.grad = w.grad = b.grad = None
-        F.layer_norm(x, w, b).backward(g)
+        F.layer_norm(x, w.shape, w, b).backward(g)
 
     model = nn.GPT(nn.GPTConfig(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128),
                    generator=tg.Generator(0))

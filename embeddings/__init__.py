@@ -13,6 +13,7 @@ from .corpus import shakespeare_sentences, text_to_sentences, tokenize
 from .evaluate import (
     AnalogyResult,
     SimilarityResult,
+    analogy_scores,
     evaluate_analogies,
     evaluate_similarity,
     gensim_test_data,
@@ -30,6 +31,7 @@ from .geometry import (
     dimension_contributions,
     hubness,
     k_occurrence,
+    load_glove_50d,
     pair_cosines,
     rogue_share,
     skewness,
@@ -45,7 +47,7 @@ from .remedies import (
     whitening_sample_study,
 )
 from .retrieval_benchmark import build_benchmark, format_results, mean_vectors, run_benchmark, train_benchmark_vectors
-from .search import BM25, knn, ndcg_at_k, normalize, recall_at_k, reciprocal_rank, rrf
+from .search import BM25, bm25_idf, bm25_term_weight, knn, ndcg_at_k, normalize, recall_at_k, reciprocal_rank, rrf
 from .vectors import VectorsFormatError, WordVectors
 from .vocab import Vocab, keep_probability, paper_keep_probability
 from .word2vec_engine import EngineWord2Vec, cbow_loss, sgd_step, sgns_loss, skipgram_pairs
@@ -55,12 +57,12 @@ __all__ = [
     "tokenize", "text_to_sentences", "shakespeare_sentences", "Vocab", "keep_probability",
     "paper_keep_probability", "WordVectors", "VectorsFormatError", "sgns_loss", "cbow_loss", "sgd_step",
     "skipgram_pairs", "EngineWord2Vec", "FastWord2Vec", "TrainStats",
-    "evaluate_analogies", "evaluate_similarity", "solve_analogy", "query_word_hits", "read_analogies",
+    "evaluate_analogies", "evaluate_similarity", "solve_analogy", "analogy_scores", "query_word_hits", "read_analogies",
     "read_similarity", "gensim_test_data", "spearman", "pearson", "AnalogyResult", "SimilarityResult",
-    "knn", "normalize", "BM25", "rrf", "recall_at_k", "reciprocal_rank", "ndcg_at_k",
+    "knn", "normalize", "BM25", "bm25_idf", "bm25_term_weight", "rrf", "recall_at_k", "reciprocal_rank", "ndcg_at_k",
     "build_benchmark", "run_benchmark", "train_benchmark_vectors", "mean_vectors", "format_results",
     "anisotropy", "pair_cosines", "dimension_contributions", "rogue_share", "k_occurrence", "skewness",
-    "hubness", "concentration", "concentration_vs_dimension",
+    "hubness", "concentration", "concentration_vs_dimension", "load_glove_50d",
     "center", "all_but_the_top", "fit_whitening", "whiten", "whitening_sample_study", "csls_scores",
     "csls_neighbours", "BertConfig", "BertEncoder", "load_minilm", "encode", "negation_demo",
     "plot_word_pca", "plot_k_occurrence",

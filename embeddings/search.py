@@ -10,6 +10,7 @@
   That idf is negative for terms in more than half the documents; `idf="okapi"` replaces a negative
   idf by epsilon × (mean idf) (epsilon = 0.25, the convention of the rank_bm25 package, which a test
   compares against); `idf="plus1"` uses ln(1 + (N - n_t + 0.5) / (n_t + 0.5)) (Lucene's), never negative.
+  The two pieces are functions of their own, `bm25_idf` and `bm25_term_weight` (one term's summand).
 * Reciprocal rank fusion (Cormack, Clarke & Büttcher 2009): score(d) = Σ_r 1 / (k + rank_r(d)),
   rank starting at 1, k = 60; it needs only ranks, so BM25 and cosine scores need no calibration.
 * Metrics: recall@k, MRR (mean reciprocal rank of the first relevant document) and nDCG@k with
@@ -53,6 +54,54 @@ def knn(queries: np.ndarray, corpus: np.ndarray, k: int = 10, normalized: bool =
     return idx, sims
 
 
+def bm25_idf(doc_freq: Sequence[int] | np.ndarray, n_docs: int, idf: str = "okapi",
+             epsilon: float = 0.25) -> np.ndarray:
+    """BM25's idf of each term from its document frequency n_t (the number of the N = `n_docs`
+    documents that contain it), as float64:
+
+    - "okapi": the Robertson–Spärck Jones idf ln((N - n_t + 0.5) / (n_t + 0.5)). It is negative for
+      a term in more than half the documents; each negative value is replaced by epsilon × the mean
+      idf of all the terms given (rank_bm25's convention), so pass the whole vocabulary at once.
+    - "plus1": ln(1 + (N - n_t + 0.5) / (n_t + 0.5)) (Lucene's), never negative.
+    """
+    df = np.asarray(doc_freq, dtype=np.float64)
+    if idf not in ("okapi", "plus1"):
+        raise ValueError(f"bm25_idf: idf must be 'okapi' or 'plus1', got {idf!r}")
+    if n_docs < 1:
+        raise ValueError(f"bm25_idf: n_docs must be at least 1, got {n_docs}")
+    if df.size and (df.min() < 0 or df.max() > n_docs):
+        raise ValueError(f"bm25_idf: document frequencies must be in [0, n_docs = {n_docs}], "
+                         f"got values from {df.min():g} to {df.max():g}")
+    odds = (n_docs - df + 0.5) / (df + 0.5)
+    if idf == "plus1":
+        return np.log1p(odds)
+    raw = np.log(odds)
+    if not raw.size:
+        return raw
+    return np.where(raw < 0, epsilon * raw.mean(), raw)
+
+
+def bm25_term_weight(tf: float | np.ndarray, doc_len: float | np.ndarray, avgdl: float, idf: float | np.ndarray,
+                     k1: float = 1.5, b: float = 0.75) -> np.ndarray:
+    """One query term's contribution to BM25 scores, for documents with `tf` occurrences of the term
+    and `doc_len` words (arrays broadcast), as float64:
+
+        idf · tf · (k1 + 1) / (tf + k1 · (1 - b + b · doc_len / avgdl))
+
+    It saturates in tf (it tends to idf · (k1 + 1) however often the term occurs) and, through b,
+    counts an occurrence in a long document for less. A term a document lacks (tf = 0) adds 0."""
+    if avgdl <= 0:
+        raise ValueError(f"bm25_term_weight: avgdl (the mean document length) must be positive, got {avgdl}")
+    if k1 < 0 or not 0 <= b <= 1:
+        raise ValueError(f"bm25_term_weight: need k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+    tf = np.asarray(tf, dtype=np.float64)
+    num = tf * (k1 + 1)
+    den = tf + k1 * (1 - b + b * np.asarray(doc_len, dtype=np.float64) / avgdl)
+    # tf = 0 with k1 = 0 would be 0/0: a missing term adds nothing
+    ratio = np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
+    return np.asarray(idf, dtype=np.float64) * ratio
+
+
 class BM25:
     """Okapi BM25 over tokenized documents. `BM25(docs).scores(query_tokens)` -> (N,) scores."""
 
@@ -72,15 +121,9 @@ class BM25:
                 postings[term].append((i, tf))
         self.postings = {t: (np.array([i for i, _ in p]), np.array([tf for _, tf in p], dtype=np.float64))
                          for t, p in postings.items()}
-        N = self.n_docs
-        n = {t: len(p[0]) for t, p in self.postings.items()}
-        if idf == "okapi":
-            raw = {t: math.log((N - df + 0.5) / (df + 0.5)) for t, df in n.items()}
-            floor = epsilon * (sum(raw.values()) / len(raw))
-            self.idf = {t: (v if v >= 0 else floor) for t, v in raw.items()}
-        else:
-            self.idf = {t: math.log(1 + (N - df + 0.5) / (df + 0.5)) for t, df in n.items()}
-        self._norm = self.k1 * (1 - self.b + self.b * self.doc_len / self.avgdl)
+        terms = list(self.postings)
+        doc_freq = np.array([len(self.postings[t][0]) for t in terms])
+        self.idf = dict(zip(terms, bm25_idf(doc_freq, self.n_docs, idf, epsilon).tolist()))
 
     def scores(self, query: Sequence[str]) -> np.ndarray:
         out = np.zeros(self.n_docs)
@@ -88,7 +131,7 @@ class BM25:
             if term not in self.postings:
                 continue
             ids, tf = self.postings[term]
-            out[ids] += self.idf[term] * tf * (self.k1 + 1) / (tf + self._norm[ids])
+            out[ids] += bm25_term_weight(tf, self.doc_len[ids], self.avgdl, self.idf[term], self.k1, self.b)
         return out
 
     def search(self, query: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -37,9 +37,9 @@ def sgns_loss(W_in: Tensor, W_out: Tensor, centers: np.ndarray, contexts: np.nda
     if negatives.ndim != 2 or negatives.shape[0] != centers.shape[0] or contexts.shape != centers.shape:
         raise ValueError(f"sgns_loss: expected centers (B,), contexts (B,), negatives (B, K); got "
                          f"{centers.shape}, {contexts.shape}, {negatives.shape}")
-    v = tg.embedding(W_in, centers)                       # (B, D)
-    u_pos = tg.embedding(W_out, contexts)                 # (B, D)
-    u_neg = tg.embedding(W_out, negatives)                # (B, K, D)
+    v = tg.embedding(centers, W_in)                       # (B, D)
+    u_pos = tg.embedding(contexts, W_out)                 # (B, D)
+    u_neg = tg.embedding(negatives, W_out)                # (B, K, D)
     return _ns_loss(v, u_pos, u_neg, negatives != contexts[:, None])
 
 
@@ -52,8 +52,8 @@ def cbow_loss(W_in: Tensor, W_out: Tensor, contexts: np.ndarray, context_mask: n
     count = mask.sum(axis=1, keepdims=True)
     if (count == 0).any():
         raise ValueError("cbow_loss: every example needs at least one context word")
-    h = (tg.embedding(W_in, contexts) * Tensor(mask[:, :, None])).sum(axis=1) / Tensor(count)  # (B, D)
-    return _ns_loss(h, tg.embedding(W_out, centers), tg.embedding(W_out, negatives), negatives != centers[:, None])
+    h = (tg.embedding(contexts, W_in) * Tensor(mask[:, :, None])).sum(axis=1) / Tensor(count)  # (B, D)
+    return _ns_loss(h, tg.embedding(centers, W_out), tg.embedding(negatives, W_out), negatives != centers[:, None])
 
 
 def _ns_loss(h: Tensor, u_pos: Tensor, u_neg: Tensor, neg_mask: np.ndarray) -> Tensor:

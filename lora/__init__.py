@@ -7,9 +7,10 @@
 
 Members: rsLoRA (method="rslora"), DoRA ("dora"), PiSSA ("pissa"), OLoRA ("olora"),
 QLoRA ("qlora": NF4 base), VeRA ("vera"); LoRA+ is `loraplus_param_groups`.
-`memory_report` gives the analytic memory table; `lora.experiments` holds the course experiments.
+`memory_report` gives the analytic memory table; `lora.experiments` holds the course experiments;
+`load_shipped_base` reads the pretrained GPT that notebook 06 fine-tunes (lora/shipped.py).
 """
-from .adapter import LoRAAdapter, LoRALinear, lora_scale
+from .adapter import LoRAAdapter, LoRALinear, lora_scale, merge_weight
 from .apply import (
     METHODS,
     AdapterError,
@@ -43,18 +44,28 @@ from .memory import MODEL_PRESETS, ModelShape, measured_training_bytes, memory_r
 from .mixed import adapter_per_row
 from .modules_to_save import ModulesToSave
 from .peft_files import load_pretrained, peft_state_dict, save_pretrained
-from .quant import NF4, NF4Linear, NF4Tensor, nf4_code, quantization_error, quantize_int4, quantize_nf4
+from .quant import (
+    NF4,
+    NF4Linear,
+    NF4Tensor,
+    nf4_code,
+    nf4_encode,
+    quantization_error,
+    quantize_int4,
+    quantize_nf4,
+)
+from .shipped import SHIPPED_BASE, load_shipped_base, save_base
 from .vera import SharedProjections, VeRAAdapter
 
 __all__ = [
-    "LoRAAdapter", "LoRALinear", "lora_scale", "DoRAAdapter", "VeRAAdapter", "SharedProjections",
+    "LoRAAdapter", "LoRALinear", "lora_scale", "merge_weight", "DoRAAdapter", "VeRAAdapter", "SharedProjections",
     "METHODS", "AdapterError", "apply_lora", "find_targets", "lora_layers", "count_parameters", "trainable_summary",
     "set_adapter", "disable_adapter", "merge", "unmerge", "merge_and_unload",
     "adapter_state_dict", "adapter_config", "load_adapter_state_dict", "save_adapter", "load_adapter",
     "init_from_weight", "loraplus_param_groups",
-    "NF4", "nf4_code", "NF4Tensor", "NF4Linear", "quantize_nf4", "quantize_int4", "quantization_error",
+    "NF4", "nf4_code", "nf4_encode", "NF4Tensor", "NF4Linear", "quantize_nf4", "quantize_int4", "quantization_error",
     "memory_report", "memory_table", "measured_training_bytes", "ModelShape", "MODEL_PRESETS",
     "save_pretrained", "load_pretrained", "peft_state_dict",
     "LoraConfig", "ModulesToSave", "adapter_names", "peft_configs", "saved_modules", "delete_adapter", "unload",
-    "add_weighted_adapter", "adapter_per_row",
+    "add_weighted_adapter", "adapter_per_row", "SHIPPED_BASE", "load_shipped_base", "save_base",
 ]

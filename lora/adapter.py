@@ -50,6 +50,18 @@ def lora_scale(r: int, alpha: float, use_rslora: bool = False) -> float:
     return alpha / math.sqrt(r) if use_rslora else alpha / r
 
 
+def merge_weight(w0: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float, use_rslora: bool = False) -> np.ndarray:
+    """W' = W0 + s·B·A on plain arrays, with the rank r read from A (r, in) and s = lora_scale(r, α):
+    the weight `merge()` writes into a LoRA layer's base, so the base alone computes the adapted
+    output. W0 is (out, in), B is (out, r); the result has W0's dtype."""
+    w0, a, b = np.asarray(w0), np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2 or w0.ndim != 2 or b.shape[1] != a.shape[0] or w0.shape != (b.shape[0], a.shape[1]):
+        raise ValueError(f"merge_weight: expected W0 (out, in), A (r, in) and B (out, r), got W0 {w0.shape}, "
+                         f"A {a.shape}, B {b.shape}")
+    scale = lora_scale(a.shape[0], alpha, use_rslora)
+    return (w0 + scale * (b @ a)).astype(w0.dtype)
+
+
 class LoRAAdapter(Module):
     """One adapter: the trainable pair (A, B) and its scale. `method` names the family member."""
 
@@ -177,7 +189,8 @@ class LoRALinear(Module):
         adapter = self.adapters[self.active]
         if adapter.method == "dora":
             self._backup = w.data.copy()  # DoRA's row normalization cannot be undone from W' alone
-        w.data[...] = adapter.merged_weight(w.data)
+        with tg.no_grad():  # through the engine: the version moves, so a graph that saved W refuses backward
+            w.copy_(adapter.merged_weight(w.data))
         self.merged = self.active
 
     def unmerge(self) -> None:
@@ -185,11 +198,12 @@ class LoRALinear(Module):
         if self.merged is None:
             raise RuntimeError("LoRALinear: nothing is merged")
         w = self.base.weight
-        if self._backup is not None:
-            w.data[...] = self._backup
-            self._backup = None
-        else:
-            w.data[...] = self.adapters[self.merged].unmerged_weight(w.data)
+        with tg.no_grad():
+            if self._backup is not None:
+                w.copy_(self._backup)
+                self._backup = None
+            else:
+                w.copy_(self.adapters[self.merged].unmerged_weight(w.data))
         self.merged = None
 
     def extra_repr(self) -> str:

@@ -162,7 +162,8 @@ def _make_adapter(layer: LoRALinear, config: LoraConfig, r: int, alpha: float, s
                               config.init, **kw)
     if method in ("pissa", "olora"):
         w = layer.base.weight
-        w.data[...] = init_from_weight(adapter, w.data, method)
+        with tg.no_grad():
+            w.copy_(init_from_weight(adapter, w.data, method))
     adapter.method = method if method in ("pissa", "olora", "qlora", "rslora") else adapter.method
     return adapter
 

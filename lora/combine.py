@@ -94,8 +94,9 @@ def add_weighted_adapter(model: Module, adapters: Sequence[str], weights: Sequen
         # α = r gives the scale s = 1: the weights and scales are inside A (and B) already.
         combined = LoRAAdapter(layer.in_features, layer.out_features, a.shape[0], a.shape[0], first.dropout.p,
                                dtype=first.A.dtype, generator=tg.Generator(0))
-        combined.A.data[...] = a
-        combined.B.data[...] = b
+        with tg.no_grad():
+            combined.A.copy_(a)
+            combined.B.copy_(b)
         combined.requires_grad_(False)
         new[name] = (layer, combined)
     for layer, combined in new.values():  # added only once every layer was combined without error

@@ -217,9 +217,11 @@ def load_corpus(source: tuple[str, str] | None = None, test_fraction: float = 0.
 
 
 def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c: FinetuneConfig,
-               gen: Generator, max_lr: float, progress: bool = False, desc: str = "") -> list[float]:
+               gen: Generator, max_lr: float, progress: bool = False, desc: str = "",
+               after_step: Callable[[int], None] | None = None) -> list[float]:
     """AdamW steps with warmup + cosine decay; returns the training losses. Each group follows the
-    schedule times its own lr_scale (nn.set_lr), so LoRA+'s ratio holds at every step."""
+    schedule times its own lr_scale (nn.set_lr), so LoRA+'s ratio holds at every step.
+    `after_step(k)` runs after step k (1-based), e.g. to measure a validation curve."""
     warm = max(1, steps // 20)
     schedule = nn.WarmupCosine(max_lr, warm, steps, max_lr / 10)
     bar = None
@@ -241,6 +243,8 @@ def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c:
         nn.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
         optimizer.step()
         losses.append(loss.item())
+        if after_step is not None:
+            after_step(step + 1)
         if bar is not None:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             bar.update()
@@ -249,17 +253,21 @@ def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c:
     return losses
 
 
-def evaluate(model: nn.GPT, tokens: np.ndarray, c: FinetuneConfig, seed: int = 0) -> float:
-    """Mean loss over eval_iters fixed random batches (the same batches for every model)."""
+def evaluate(model: nn.GPT, tokens: np.ndarray, c: FinetuneConfig, seed: int = 0, iters: int | None = None) -> float:
+    """Mean loss over `iters` (default c.eval_iters) fixed random batches: the same batches for
+    every model, and the first k of them for any iters = k."""
+    iters = c.eval_iters if iters is None else iters
+    if iters < 1:
+        raise ValueError(f"evaluate: iters must be at least 1, got {iters}")
     gen = Generator(seed)
     model.eval()
     total = 0.0
     with tg.no_grad():
-        for _ in range(c.eval_iters):
+        for _ in range(iters):
             x, y = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
             total += model(x, y)[1].item()
     model.train()
-    return total / c.eval_iters
+    return total / iters
 
 
 def pretrain(corpus: Corpus, c: FinetuneConfig, progress: bool = False) -> nn.GPT:
@@ -280,10 +288,18 @@ def _copy(model: nn.GPT) -> nn.GPT:
 
 
 def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str, r: int | None = None,
-             loraplus: float | None = None, progress: bool = False, keep_model: bool = False) -> dict[str, Any]:
+             loraplus: float | None = None, progress: bool = False, keep_model: bool = False,
+             eval_every: int = 0, curve_iters: int | None = None) -> dict[str, Any]:
     """Fine-tune a copy of `pretrained` on the tragedies with `method` ("full" or an apply_lora
     method); returns the measurements and the training-loss curve (and the model, under "model",
-    with keep_model, so that a chosen run can be measured again later, e.g. on the test split)."""
+    with keep_model, so that a chosen run can be measured again later, e.g. on the test split).
+
+    eval_every = k > 0 also measures a validation curve, "val_curve": [step, val loss] at step 0
+    (the base), every k steps and at the end, each over `curve_iters` batches (default
+    c.eval_iters). Its evaluations use their own generator and are not counted in "seconds", so
+    the trained model and every other number are the same as without it."""
+    if eval_every < 0:
+        raise ValueError(f"finetune: eval_every must be >= 0 (0: no validation curve), got {eval_every}")
     model = _copy(pretrained)
     r = c.r if r is None else r
     fs = c.seed if c.finetune_seed is None else c.finetune_seed
@@ -300,12 +316,25 @@ def finetune(pretrained: nn.GPT, corpus: Corpus, c: FinetuneConfig, method: str,
         max_lr = c.lora_lr
         opt = nn.AdamW(groups, lr=c.lora_lr, betas=(0.9, 0.99), weight_decay=0.0)
     trainable, total = count_parameters(model)
+    val_curve: list[list[float]] = []
+    eval_seconds = 0.0
+
+    def record(step: int) -> None:
+        nonlocal eval_seconds
+        if eval_every and (step % eval_every == 0 or step == c.finetune_steps):
+            t = time.perf_counter()
+            val_curve.append([step, evaluate(model, corpus.ft_val, c, iters=curve_iters)])
+            eval_seconds += time.perf_counter() - t
+
+    record(0)
     t0 = time.perf_counter()
     curve = _run_steps(model, opt, corpus.ft_train, c.finetune_steps, c, Generator(fs + 3), max_lr, progress,
-                       f"{method} r={r}" if method != "full" else "full")
-    seconds = time.perf_counter() - t0
+                       f"{method} r={r}" if method != "full" else "full", after_step=record)
+    seconds = time.perf_counter() - t0 - eval_seconds
     measured = measured_training_bytes(model, opt)
-    extra = {"model": model} if keep_model else {}
+    extra: dict[str, Any] = {"model": model} if keep_model else {}
+    if eval_every:
+        extra["val_curve"] = val_curve
     return {**extra, "method": method, "r": None if method == "full" else r, "loraplus": loraplus,
             "val_loss": evaluate(model, corpus.ft_val, c), "trainable": trainable, "total": total,
             "fraction": trainable / total, "optimizer_bytes": measured["optimizer"],
@@ -339,7 +368,7 @@ def finetune_sweep(c: FinetuneConfig, corpus: Corpus | None = None, progress: bo
     full = next((x["val_loss"] for x in runs if x["method"] == "full"), None)
     for x in runs:
         # the two validation losses this sweep measures for each run (before, after), as (step, loss)
-        x["val_curve"] = [[0, base], [c.finetune_steps, x["val_loss"]]]
+        x.setdefault("val_curve", [[0, base], [c.finetune_steps, x["val_loss"]]])
         x["recovery"] = (base - x["val_loss"]) / (base - full) if full is not None and base != full else float("nan")
     return {"config": dataclasses.asdict(c), "base_val_loss": base, "runs": runs, "model": model, "corpus": corpus}
 
@@ -381,10 +410,11 @@ def select_by_validation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def method_trial(corpus: Corpus, c: FinetuneConfig, full_lrs: Sequence[float], placements: dict[str, str],
                  lora_lr: float, r: int = 8, max_fraction: float = 0.02, progress: bool = False,
-                 log: Log = lambda line: None) -> dict[str, Any]:
+                 log: Log = lambda line: None, base: nn.GPT | None = None) -> dict[str, Any]:
     """One seed of the held-out experiment (the seed is c's pretrain_seed / finetune_seed, or c.seed):
 
-    1. pretrain a base on the comedies;
+    1. pretrain a base on the comedies (or take `base`, one pretrained with c and this seed before,
+       e.g. the shipped one: lora.load_shipped_base);
     2. full fine-tuning at each of `full_lrs`, and LoRA rank r (lr `lora_lr`) on each placement
        (name -> comma-separated targets) with under `max_fraction` of the parameters trainable;
     3. choose full fine-tuning's lr and LoRA's placement by the tragedies' *validation* loss;
@@ -396,10 +426,11 @@ def method_trial(corpus: Corpus, c: FinetuneConfig, full_lrs: Sequence[float], p
     if not full_lrs or not placements:
         raise ValueError("method_trial needs at least one full fine-tuning lr and one LoRA placement")
     t0 = time.perf_counter()
-    base_model = pretrain(corpus, c, progress)
+    base_model = pretrain(corpus, c, progress) if base is None else base
     pretrain_seconds = time.perf_counter() - t0
     base_val = evaluate(base_model, corpus.ft_val, c)
-    log(f"  pretrained in {pretrain_seconds:.0f} s; tragedies val loss before fine-tuning {base_val:.4f}")
+    done = "given the base" if base is not None else f"pretrained in {pretrain_seconds:.0f} s"
+    log(f"  {done}; tragedies val loss before fine-tuning {base_val:.4f}")
     full_runs = []
     for lr in full_lrs:
         row = finetune(base_model, corpus, dataclasses.replace(c, full_lr=lr), "full", progress=progress,
@@ -566,6 +597,55 @@ def plot_finetune(sweep: dict[str, Any], path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("fine-tuning a comedy-pretrained GPT on the tragedies")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def run_label(run: dict[str, Any]) -> str:
+    """"full fine-tuning (100% trained)", "LoRA r=8 (1.86% trained)", ... for legends and tables."""
+    names = {"full": "full fine-tuning", "lora": "LoRA", "rslora": "rsLoRA", "dora": "DoRA", "pissa": "PiSSA",
+             "olora": "OLoRA", "qlora": "QLoRA", "vera": "VeRA"}
+    name = names.get(run["method"], run["method"]) + (f" r={run['r']}" if run.get("r") else "")
+    return f"{name} ({100 * run['fraction']:.3g}% trained)"
+
+
+def plot_validation_curves(runs: Sequence[dict[str, Any]], base_test: float, path: str | Path) -> Path:
+    """Left: each run's validation loss while it fine-tunes (its "val_curve", from finetune's
+    eval_every), all starting from the base model's at step 0. Right: the test loss of the base and
+    of each run ("test_loss"), with each run's recovery of full fine-tuning's gain on test."""
+    plt = _plt()
+    missing = [run_label(x) for x in runs if len(x.get("val_curve") or []) < 2 or "test_loss" not in x]
+    if missing:
+        raise ValueError(f"plot_validation_curves: {missing} need a val_curve (finetune(..., eval_every=k)) and a "
+                         "test_loss")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    for i, x in enumerate(runs):
+        points = np.asarray(x["val_curve"], dtype=np.float64)
+        left.plot(points[:, 0], points[:, 1], "o-", ms=3, color=f"C{i}", label=run_label(x))
+    left.set_title("validation loss on the tragedies while fine-tuning")
+    left.set_xlabel("fine-tuning step")
+    left.set_ylabel("val loss (nats / character)")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8, title="step 0 = the pretrained base", title_fontsize=8)
+    full = next((x["test_loss"] for x in runs if x["method"] == "full"), None)
+    names = ["base\n(no fine-tuning)"] + [run_label(x).replace(" (", "\n(") for x in runs]
+    values = [base_test] + [x["test_loss"] for x in runs]
+    for k, value in enumerate(values):
+        text = f"{value:.4f}"
+        if k > 0 and full is not None and runs[k - 1]["method"] != "full":
+            text += f"\n= {100 * recovery(base_test, value, full):.0f}% of full\nfine-tuning's gain"
+        right.plot(k, value, "o", ms=10, color="0.5" if k == 0 else f"C{k - 1}")
+        right.annotate(text, (k, value), xytext=(12, 0), textcoords="offset points", va="center", fontsize=8)
+    right.axhline(base_test, color="0.5", ls=":", lw=1, label="the base's test loss")
+    span = max(values) - min(values)
+    right.set_xlim(-0.5, len(values) + 0.1)  # room for the labels right of the points
+    right.set_ylim(min(values) - 0.25 * span, max(values) + 0.25 * span)
+    right.legend(fontsize=7, loc="upper right")
+    right.set_xticks(range(len(values)), names, fontsize=7)
+    right.set_ylabel("test loss (nats / character)")
+    right.set_title("held-out test text (Hamlet's opening)")
+    right.grid(alpha=0.3, axis="y")
+    fig.suptitle("fine-tuning the shipped comedy-pretrained GPT on the tragedies")
     fig.tight_layout()
     return _save(fig, path)
 

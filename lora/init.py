@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import tinygrad_lite as tg
+
 from .adapter import LoRAAdapter
 
 
@@ -45,7 +47,8 @@ def init_from_weight(adapter: LoRAAdapter, weight: np.ndarray, how: str) -> np.n
     if how not in factors:
         raise ValueError(f"unknown init {how!r}; choose 'pissa' or 'olora'")
     b, a = factors[how](weight, adapter.r, adapter.scale)
-    adapter.A.data[...] = a
-    adapter.B.data[...] = b
+    with tg.no_grad():
+        adapter.A.copy_(a)
+        adapter.B.copy_(b)
     delta = adapter.scale * (adapter.B.data.astype(np.float64) @ adapter.A.data.astype(np.float64))
     return (weight.astype(np.float64) - delta).astype(weight.dtype)

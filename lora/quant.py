@@ -58,7 +58,8 @@ def _blocks(w: np.ndarray, block: int) -> np.ndarray:
 
 
 def _absmax(blocks: np.ndarray) -> np.ndarray:
-    c = np.abs(blocks).max(axis=1)
+    """max |w| over the last axis (each block), float32."""
+    c = np.abs(blocks).max(axis=-1)
     return np.where(c == 0, 1.0, c).astype(np.float32)  # an all-zero block: any scale works
 
 
@@ -116,14 +117,27 @@ class NF4Tensor:
         return values.reshape(-1)[: self.numel].reshape(self.shape).astype(self.dtype)
 
 
-def quantize_nf4(w: np.ndarray, double_quant: bool = True) -> NF4Tensor:
-    """Blockwise NF4 of `w` (any shape): nearest code to w/absmax in each block of 64."""
-    w = np.asarray(w)
-    blocks = _blocks(w, BLOCK_SIZE)
+_MIDPOINTS = (NF4[1:] + NF4[:-1]) / 2  # the boundaries between neighbouring codes
+
+
+def nf4_encode(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NF4 of one block (a 1-D array) or of many (each row of a 2-D array): the block's absmax
+    c = max |w| (an all-zero block gets c = 1), and for each value the index (0..15, uint8) of
+    the NF4 code nearest to w / c. Dequantized: NF4[index] · c. Computed in float32."""
+    blocks = np.asarray(blocks, dtype=np.float32)
+    if blocks.ndim not in (1, 2) or blocks.shape[-1] == 0:
+        raise ValueError(f"nf4_encode: expected one block (n,) or blocks (k, n) with n > 0, got shape {blocks.shape}")
     c = _absmax(blocks)
-    normalized = blocks / c[:, None]
-    midpoints = (NF4[1:] + NF4[:-1]) / 2
-    idx = np.searchsorted(midpoints, normalized.reshape(-1)).astype(np.uint8)  # nearest code's index
+    # a value between two codes goes to the nearer one: count the boundaries below it
+    idx = np.searchsorted(_MIDPOINTS, blocks / c[..., None]).astype(np.uint8)
+    return idx, c
+
+
+def quantize_nf4(w: np.ndarray, double_quant: bool = True) -> NF4Tensor:
+    """Blockwise NF4 of `w` (any shape): nearest code to w/absmax in each block of 64 (nf4_encode)."""
+    w = np.asarray(w)
+    idx, c = nf4_encode(_blocks(w, BLOCK_SIZE))
+    idx = idx.reshape(-1)
     packed = (idx[0::2] << 4) | idx[1::2]
     return NF4Tensor(packed, quantize_constants(c) if double_quant else c, tuple(w.shape), w.dtype)
 
@@ -172,9 +186,9 @@ class NF4Linear(Module):
         """A float nn.Linear holding the dequantized weight (for merge_and_unload)."""
         lin = Linear(self.in_features, self.out_features, bias=self.bias is not None, dtype=self.qweight.dtype)
         with tg.no_grad():
-            lin.weight.data[...] = self.qweight.dequantize()
+            lin.weight.copy_(self.qweight.dequantize())
             if self.bias is not None:
-                lin.bias.data[...] = self.bias.data
+                lin.bias.copy_(self.bias)
         return lin
 
     def extra_repr(self) -> str:

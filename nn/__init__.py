@@ -28,6 +28,7 @@ from .layers import (
     Tanh,
     layer_norm_reference,
 )
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import LoadResult, Module, ModuleDict, ModuleList, Parameter, Sequential, StateDictError
 from .optim import SGD, Adam, AdamW, Constant, WarmupCosine, accumulate_gradients, clip_grad_norm_, set_lr
 from .steps import evaluate, lm_loss, train_step
@@ -37,6 +38,7 @@ from .train import CONFIGS, TrainConfig, Trainer, load_model
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "StateDictError", "LoadResult",
     "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "ReLU", "SiLU", "Tanh", "MLP",
+    "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss",
     "layer_norm_reference", "CausalSelfAttention", "attention_reference", "KVCache", "LayerKV", "causal_mask",
     "GPT", "GPTConfig", "Block", "optim", "SGD", "Adam", "AdamW", "Constant", "WarmupCosine", "set_lr",
     "clip_grad_norm_", "accumulate_gradients", "Tokenizer", "CharTokenizer", "BPETokenizer", "TokenizerError",

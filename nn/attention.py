@@ -29,9 +29,12 @@ from .module import Module
 @functools.lru_cache(maxsize=64)
 def causal_mask(n_new: int, n_total: int) -> np.ndarray:
     """(n_new, n_total) bool, True where a query may NOT look. The new queries sit at positions
-    n_total - n_new ... n_total - 1, so query i sees keys 0 ... (n_total - n_new + i)."""
+    n_total - n_new ... n_total - 1, so query i sees keys 0 ... (n_total - n_new + i).
+    Cached and shared by every caller, so it is read-only: combine it into a new array (`|`)."""
     past = n_total - n_new
-    return np.triu(np.ones((n_new, n_total), dtype=bool), k=past + 1)
+    mask = np.triu(np.ones((n_new, n_total), dtype=bool), k=past + 1)
+    mask.setflags(write=False)
+    return mask
 
 
 class LayerKV:
@@ -82,6 +85,14 @@ class LayerKV:
             raise ValueError(f"LayerKV.append: k {k.shape} and v {v.shape} must both be (B, n_head, T, head_dim)")
         B, H, T, D = k.shape
         past, n = self.length, self.length + T
+        tracked = tg.is_grad_enabled() and (k.requires_grad or v.requires_grad)
+        if past and tracked:
+            # The cache keeps values, not their graph: the cached positions would silently get no gradient.
+            raise RuntimeError(
+                f"KV cache with gradients on: {past} positions are cached without their graph, so a backward "
+                f"through this forward would give them (and the weights that made them) no gradient. Generate "
+                f"under `with tinygrad_lite.no_grad():` (as nn.generate does), or train without a cache, in one "
+                f"forward over the whole sequence.")
         if self._k is None:
             self._xp, self._device = k.xp, k.device
             self._k, self._v = self._buffers(B, H, max(self.capacity or 0, n), D, k.dtype)
@@ -96,15 +107,9 @@ class LayerKV:
         self._k[:, :, past:n] = k.data  # the cache is for inference: it keeps values, never a graph
         self._v[:, :, past:n] = v.data
         self.length = n
-        if not (k.requires_grad or v.requires_grad):
-            return self.k, self.v  # type: ignore[return-value]
-        # Under autograd keep the path to the new positions (the cached ones are constants), as
-        # concatenating did. Generation runs under no_grad and never comes here.
-        if not past:
-            return k, v
-        old_k = Tensor._make(self._k[:, :, :past], False, self._device)
-        old_v = Tensor._make(self._v[:, :, :past], False, self._device)
-        return tg.cat([old_k, k], axis=2), tg.cat([old_v, v], axis=2)
+        if tracked:
+            return k, v  # the first append under autograd (nothing cached before): keep the graph
+        return self.k, self.v  # type: ignore[return-value]
 
     def select(self, rows: np.ndarray) -> None:
         """Keep, duplicate or reorder batch rows: new row i is old row rows[i] (KVCache checks rows)."""

@@ -95,12 +95,13 @@ class GPT(Module):
         write into the residual stream get std 0.02/√(2·n_layer), since each block adds two of
         them and the variance of the sum would otherwise grow with depth."""
         residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
-        for name, p in self.named_parameters():
-            if p.ndim == 2:
-                std = residual_std if name.endswith("c_proj.weight") else 0.02
-                p.data[...] = gen.normal(p.shape, p.dtype, 0.0, std)
-            elif name.endswith(".bias"):
-                p.data[...] = 0.0
+        with tg.no_grad():  # writes into parameters go through the engine (in place, version bumped)
+            for name, p in self.named_parameters():
+                if p.ndim == 2:
+                    std = residual_std if name.endswith("c_proj.weight") else 0.02
+                    p.copy_(gen.normal(p.shape, p.dtype, 0.0, std))
+                elif name.endswith(".bias"):
+                    p.zero_()
 
     def hidden_states(self, idx: Any, cache: KVCache | None = None, attn_mask: Any = None,
                       positions: Any = None) -> Tensor:

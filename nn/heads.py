@@ -34,8 +34,9 @@ class ScalarHead(Module):
         dtype = gpt.transformer.wte.weight.dtype
         self.head = Linear(n_embd, 1, bias=True, dtype=dtype, generator=generator)
         gen = generator if generator is not None else tg.default_generator
-        self.head.weight.data[...] = gen.normal((1, n_embd), dtype, 0.0, 0.02)
-        self.head.bias.data[...] = 0.0
+        with tg.no_grad():
+            self.head.weight.copy_(gen.normal((1, n_embd), dtype, 0.0, 0.02))
+            self.head.bias.zero_()
 
     def scores(self, idx: Any, attn_mask: Any = None, positions: Any = None) -> Tensor:
         """(B, T) token ids -> (B, T): the scalar at every position."""

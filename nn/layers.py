@@ -67,7 +67,7 @@ class Embedding(Module):
         self.weight = normal_parameter((num_embeddings, embedding_dim), 1.0, dtype, generator)
 
     def forward(self, idx: Any) -> Tensor:
-        return F.embedding(self.weight, idx)
+        return F.embedding(idx, self.weight)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
@@ -76,7 +76,11 @@ class Embedding(Module):
 class LayerNorm(Module):
     """Normalize the last axis to zero mean and unit variance, then scale and shift (fused op)."""
 
-    def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True, dtype: Any = None) -> None:
+    def __init__(self, dim: int | tuple[int], eps: float = 1e-5, bias: bool = True, dtype: Any = None) -> None:
+        if not isinstance(dim, int):  # PyTorch's normalized_shape, (n,)
+            if len(tuple(dim)) != 1:
+                raise ValueError(f"LayerNorm: normalizes the last axis only; give its size n or (n,), got {dim}")
+            dim = int(tuple(dim)[0])
         self.dim, self.eps = dim, eps
         self.weight = Parameter(tg.ones(dim, dtype=_dtype(dtype)))
         self.bias = Parameter(tg.zeros(dim, dtype=_dtype(dtype))) if bias else None
@@ -84,7 +88,7 @@ class LayerNorm(Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.dim:
             raise ValueError(f"LayerNorm({self.dim}): input has {x.shape[-1]} features (shape {x.shape})")
-        return F.layer_norm(x, self.weight, self.bias, self.eps)
+        return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}, bias={self.bias is not None}"

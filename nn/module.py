@@ -29,6 +29,18 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):]
 
 
+def zero_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """What `zero_grad` does, for a Module and an optimizer alike. set_to_none=True (PyTorch's
+    default): `.grad = None`, which frees the memory, and the next backward writes new gradients.
+    set_to_none=False: fill each existing `.grad` with zeros in place (the same tensor objects)."""
+    with tg.no_grad():
+        for p in params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+
 class StateDictError(KeyError):
     """`load_state_dict` found keys or shapes that do not match the model."""
 
@@ -120,9 +132,9 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (see `zero_grads`)."""
+        zero_grads(self.parameters(), set_to_none)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze (True) every parameter of this module."""
@@ -145,7 +157,8 @@ class Module:
                 p.device = device
             if dtype is not None:
                 data = data.astype(tg.dtypes.to_dtype(dtype))
-            p.data = data
+            p.data = data  # new memory (another dtype or device): a graph that saved p must not use it
+            p._shared_counter()[0] += 1
             p.grad = None
         return self
 

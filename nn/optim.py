@@ -21,6 +21,8 @@ import tinygrad_lite as tg
 from tinygrad_lite import Tensor
 from tinygrad_lite.backend import kernels_for
 
+from .module import zero_grads
+
 ParamsLike = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 
@@ -57,10 +59,10 @@ class Optimizer:
             seen.add(id(p))
         self.param_groups.append({**self.defaults, "lr_scale": 1.0, **group, "params": params})
 
-    def zero_grad(self) -> None:
-        for g in self.param_groups:
-            for p in g["params"]:
-                p.grad = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of every parameter (see nn.module.zero_grads): `.grad = None`, PyTorch's
+        default, or with set_to_none=False zeros written into the existing `.grad` tensors."""
+        zero_grads((p for g in self.param_groups for p in g["params"]), set_to_none)
 
     def step(self) -> None:
         with tg.no_grad():
@@ -111,7 +113,10 @@ class Optimizer:
         groups = sd["param_groups"]
         params = [p for g in self.param_groups for p in g["params"]]
         for saved, group in zip(groups, self.param_groups):
-            group.update({k: v for k, v in saved.items() if k != "params"})
+            # A checkpoint read back from JSON holds lists where the optimizer had tuples (betas):
+            # restore the type this optimizer uses, so the state dict round-trips unchanged.
+            group.update({k: tuple(v) if isinstance(group.get(k), tuple) and isinstance(v, list) else v
+                          for k, v in saved.items() if k != "params"})
         # Buffers go to their parameter's device (a checkpoint holds NumPy arrays, the model may be on a GPU).
         self.state = {id(params[int(i)]): {k: (params[int(i)].xp.array(v, dtype=params[int(i)].dtype)
                                                if hasattr(v, "shape") else v) for k, v in s.items()}
@@ -119,16 +124,19 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """p -= lr · v, with v = μ·v + (g + λ·p) (heavy-ball momentum; λ: L2 weight decay).
-    Nesterov looks ahead: the step uses g + μ·v instead of v (Sutskever et al. 2013)."""
+    """p -= lr · v, with v = μ·v + (1 - τ)·(g + λ·p) (heavy-ball momentum; τ: dampening, λ: L2 weight
+    decay). Nesterov looks ahead: the step uses g + μ·v instead of v (Sutskever et al. 2013).
+    The arguments, their order and their defaults are PyTorch's (lr=1e-3)."""
 
-    def __init__(self, params: ParamsLike, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr={lr}, momentum={momentum} and weight_decay={weight_decay} must be >= 0")
-        if nesterov and momentum == 0:
-            raise ValueError("SGD: nesterov=True needs momentum > 0")
-        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay})
+    def __init__(self, params: ParamsLike, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        if lr < 0 or momentum < 0 or weight_decay < 0 or not 0 <= dampening <= 1:
+            raise ValueError(f"SGD: lr={lr}, momentum={momentum} and weight_decay={weight_decay} must be >= 0 "
+                             f"and dampening={dampening} in [0, 1]")
+        if nesterov and (momentum == 0 or dampening != 0):
+            raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening, "nesterov": nesterov,
+                                  "weight_decay": weight_decay})
 
     def update(self, p: Tensor, grad: Any, group: dict[str, Any], state: dict[str, Any]) -> None:
         if group["weight_decay"]:
@@ -140,7 +148,7 @@ class SGD(Optimizer):
             else:
                 buf = state["momentum_buffer"]
                 buf *= mu
-                buf += grad
+                buf += grad if not group.get("dampening") else (1.0 - group["dampening"]) * grad
             buf = state["momentum_buffer"]
             grad = grad + mu * buf if group["nesterov"] else buf
         p.add_(grad, alpha=-group["lr"])

@@ -167,3 +167,23 @@ def grad_of(fn: Callable[..., Tensor], *inputs: Tensor) -> list[np.ndarray]:
     out = fn(*inputs)
     grads = tg.grad(out, list(inputs), grad_outputs=tg.ones_like(out))
     return [g.numpy() for g in grads]
+
+
+# ------------------------------------------------ forward-mode samples (JVP_SAMPLES)
+# Each tests/test_ops_<kind>.py (tests/test_functional.py for ops/fused.py) ends with JVP_SAMPLES: one
+# sample call per op class of its module, {class name: (fn(*tensors), [float64 input arrays])}.
+# tests/test_forward_mode.py checks every one against reverse mode, and fails for an op class
+# without a sample: a new op touches its module and its test file, nothing else.
+_SAMPLE_RNG = np.random.default_rng(0)
+
+
+def sample_normal(*shape: int) -> np.ndarray:
+    return _SAMPLE_RNG.standard_normal(shape)
+
+
+def sample_positive(*shape: int) -> np.ndarray:
+    return _SAMPLE_RNG.uniform(0.5, 2.0, shape)
+
+
+def sample_ties(*shape: int) -> np.ndarray:
+    return _SAMPLE_RNG.integers(-2, 3, shape).astype(np.float64)  # few distinct values: ties are common

@@ -6,6 +6,7 @@ import math
 from dataclasses import fields, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tglite.cli import main
@@ -46,6 +47,20 @@ def test_cost_part(demo) -> None:
     assert [P for P, _ in cost.extrapolated] == [1_000_000, 10_000_000]
     assert cost.extrapolated[-1][1] > cost.extrapolated[0][1] > 1
     assert cost.week_equivalent_s > 1e3 * 7 * 86400
+    # the extrapolation is a band: the fitted exponent and the theoretical 2P forward passes, over the
+    # backprop constant of the largest sizes; each bound grows with P (the ratio column never turns down)
+    assert [P for P, _ in cost.extrapolated_theory] == [1_000_000, 10_000_000]
+    assert all(math.isclose(r, 2 * P / cost.backprop_large) for P, r in cost.extrapolated_theory)
+    assert math.isfinite(cost.backprop_large) and cost.backprop_large > 0
+    for r in cost.rows:
+        if not r.fd_measured:
+            assert math.isclose(r.t_fd_theory, 2 * r.params * r.t_forward)
+    for kind in ("fitted", "theory"):
+        ratios = [cost.fd_over_backprop(P, kind) for P in (1_000_000, 10_000_000)]
+        assert ratios[-1] > ratios[-2] > 1
+    low, high = cost.band(10_000_000)
+    assert low <= high and {low, high} == {cost.extrapolated[-1][1], cost.extrapolated_theory[-1][1]}
+    assert "–" in cost.table and "a range from two models" in "\n".join(lines)
     assert "measured" in cost.table and "extrapolated" in cost.table and "10,000,000" in cost.table
     assert any("a week of backprop training would take" in line for line in lines)
     assert any("finite differences stopped after" in line for line in lines)
@@ -95,6 +110,7 @@ def test_worked_example_part(demo) -> None:
     assert w.reverse_steps[-1].endswith("= 5")
     assert [(k, p) for k, p, _ in w.path_counts] == [(k, 2**k) for k in BackpropDemoSettings.quick().path_depths]
     assert w.dot.startswith("digraph") and "Mul" in w.dot
+    assert w.graph is not None and w.graph.item() == 6.0 and w.graph.grad.item() == 1.0  # kept for drawing
 
 
 def test_files_are_written(demo) -> None:
@@ -102,6 +118,8 @@ def test_files_are_written(demo) -> None:
     for plot in (result.cost.plot, result.accuracy.plot, result.jacobian.plot):
         assert plot is not None and plot.parent == out and plot.read_bytes()[:8] == PNG
     assert (out / "backprop_worked_example.dot").read_text().startswith("digraph")
+    graph = result.worked_example.graph_file  # the graph as a picture, without Graphviz
+    assert graph == out / "backprop_worked_example.png" and graph.read_bytes()[:8] == PNG
     assert result.report.read_text() == "\n".join(lines) + "\n"
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
     assert "forward passes" in summary(result)
@@ -122,3 +140,45 @@ def test_cli_and_tour_registration(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "1. COST OF ONE FULL GRADIENT" in out and "4. THE WORKED EXAMPLE" in out
     assert (tmp_path / "backprop_report.txt").is_file()
     assert main(["demo", "backprop", "--out", str(tmp_path / "backprop_report.txt")]) == 2
+
+
+# ---------------------------------------------------------------- the best finite-difference step
+def test_optimal_step_minimizes_the_error_model() -> None:
+    from tglite.demos.backprop import fd_error_model, optimal_step
+
+    rng = np.random.default_rng(0)
+    f, d = rng.uniform(0.01, 100, 20) * rng.choice([-1, 1], 20), rng.uniform(0.01, 100, 20) * rng.choice([-1, 1], 20)
+    for scheme in ("central", "forward"):
+        for eps in (np.finfo(np.float64).eps, np.finfo(np.float32).eps):
+            h = optimal_step(f, d, eps, scheme)
+            best = fd_error_model(h, f, d, eps, scheme)
+            for factor in (0.9, 1.1, 0.5, 2.0):  # any other step has a larger modelled error
+                assert np.all(fd_error_model(h * factor, f, d, eps, scheme) > best)
+    # the closed forms: (3 eps |f| / |f'''|)^(1/3) and 2 sqrt(eps |f| / |f''|)
+    assert math.isclose(optimal_step(2.0, -4.0, 1e-15), (3e-15 * 2 / 4) ** (1 / 3))
+    assert math.isclose(optimal_step(2.0, -4.0, 1e-15, "forward"), 2 * (1e-15 * 2 / 4) ** 0.5)
+    assert math.isclose(optimal_step(1.0, 1.0), (3 * np.finfo(np.float64).eps) ** (1 / 3))
+    assert optimal_step(1.0, 0.0) == math.inf  # no truncation error: no reason to keep h small
+
+
+def test_optimal_step_lands_on_the_measured_best_step() -> None:
+    from tglite.demos.backprop import optimal_step
+
+    # e^x: every derivative is e^x, so the relative error curve is the same at every x; average it
+    x = np.linspace(0.5, 1.5, 201)[:, None]
+    hs = np.logspace(-9, -2, 57)
+    err = (np.abs((np.exp(x + hs) - np.exp(x - hs)) / (2 * hs) - np.exp(x)) / np.exp(x)).mean(axis=0)
+    measured = hs[np.argmin(err)]
+    assert 1 / 3 < measured / optimal_step(1.0, 1.0) < 3
+    assert err.min() < 1e-10
+
+
+def test_optimal_step_rejects_bad_arguments() -> None:
+    from tglite.demos.backprop import fd_error_model, optimal_step
+
+    with pytest.raises(ValueError, match="scheme"):
+        optimal_step(1.0, 1.0, scheme="backward")
+    with pytest.raises(ValueError, match="eps"):
+        optimal_step(1.0, 1.0, eps=0.0)
+    with pytest.raises(ValueError, match="positive"):
+        fd_error_model(0.0, 1.0, 1.0)

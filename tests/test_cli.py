@@ -89,7 +89,8 @@ def test_tour_quick_saves_its_figures(tmp_path: Path, capsys: pytest.CaptureFixt
     assert cli.main(["tour", "--quick", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
     assert "=== summary ===" in out and "FAILED" not in out
-    for step, name in (("worked-example", "worked_example.dot"), ("gradcheck", "gradcheck_report.txt"),
+    for step, name in (("worked-example", "worked_example.dot"), ("worked-example", "worked_example.png"),
+                       ("gradcheck", "gradcheck_report.txt"),
                        ("spirals-mlp", "spirals_loss.png"), ("spirals-mlp", "spirals_boundary.png"),
                        ("gpt-shakespeare", "ckpt.npz"), ("word2vec-shakespeare", "vectors.txt")):
         path = out_dir / step / name
@@ -110,6 +111,7 @@ def test_tour_list_and_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert names[:3] == ["worked-example", "gradcheck", "spirals-mlp"]
     assert cli.main(["tour", "--only", "worked-example", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "worked-example" / "worked_example.dot").is_file()
+    assert (tmp_path / "worked-example" / "worked_example.png").read_bytes()[:4] == b"\x89PNG"  # no Graphviz needed
     assert not (tmp_path / "spirals-mlp").exists()
     assert "worked-example wrote" in (out := capsys.readouterr().out)
     assert f"\n  {tmp_path / 'worked-example' / 'worked_example.dot'}\n" in out

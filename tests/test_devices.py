@@ -34,7 +34,7 @@ def _forward_backward(device: str, x0: np.ndarray, w0: np.ndarray, y: np.ndarray
     w = tg.Tensor(w0, device=device, requires_grad=True)
     h = F.layer_norm(x @ w).gelu()
     h = h + h.softmax(axis=-1) * h[:, :1] - h.tanh().mean(axis=0, keepdims=True)
-    emb = F.embedding(w.T, np.array([0, 2, 2, 1]))  # the repeated index exercises the scatter-add
+    emb = F.embedding(np.array([0, 2, 2, 1]), w.T)  # the repeated index exercises the scatter-add
     loss = F.cross_entropy(h, y) + (emb * emb).sum() + h.logsumexp(axis=-1).max()
     loss.backward()
     assert loss.device == device and x.grad.device == device and w.grad.device == device

@@ -37,7 +37,7 @@ from tglite.exercises import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTRUCTOR = ROOT / "notebooks" / "03_gradient_check_exercises.ipynb"
+INSTRUCTOR = ROOT / "notebooks" / "solutions" / "03_gradient_check_exercises.ipynb"
 
 # The list, easy to hard: every topic must be an exercise.
 REQUIRED = ["sigmoid", "tanh", "gelu", "broadcast_add", "broadcast_mul", "matmul", "sum_axis", "mean_axis",

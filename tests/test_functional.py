@@ -2,6 +2,7 @@
 mse), dropout, and the functional forms of the activations."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis.extra.numpy as hnp
@@ -9,10 +10,22 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import GRADGRAD_SIZE, arrays, assert_forward, check_grad, check_gradgrad, grad_of, leaf, leaves, shapes
+from strategies import (
+    GRADGRAD_SIZE,
+    arrays,
+    assert_forward,
+    check_grad,
+    check_gradgrad,
+    grad_of,
+    leaf,
+    leaves,
+    sample_normal,
+    shapes,
+)
 
 import tinygrad_lite as tg
 import tinygrad_lite.functional as F
+from tinygrad_lite import Tensor
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -290,3 +303,24 @@ def test_loss_second_order(data: Any) -> None:
     x = data.draw(leaves(arrays(shape)), label="x")
     y = data.draw(leaves(arrays(shape, st.floats(0.0, 1.0))), label="y")
     check_gradgrad(lambda x, y: F.binary_cross_entropy_with_logits(x, y) + F.mse(x, y), x, y)
+
+
+# ----------------------------------------------------------- forward mode
+# One sample call per op class of this module, checked against reverse mode by tests/test_forward_mode.py
+# (vᵀ(J·u) == (vᵀJ)·u; it counts the class's jvp calls). A new op adds its line here.
+_RNG = np.random.default_rng(1)
+_KEEP = (_RNG.uniform(size=(2, 2, 3, 3)) > 0.3) / 0.7  # an inverted-dropout mask for attention
+_HIDE = np.zeros((2, 1, 1, 5), bool)
+_HIDE[0, ..., :3] = True  # batch row 0: its first query sees no key at all (output 0, P = 0)
+JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
+    "CrossEntropy": (lambda x: F.cross_entropy(x, np.array([[0, 3, -100], [1, 1, 2]]), label_smoothing=0.1),
+                     [sample_normal(2, 3, 4)]),
+    "LayerNorm": (lambda x, w, b: F.layer_norm(x, w.shape, w, b),
+                  [sample_normal(2, 3, 5), sample_normal(5), sample_normal(5)]),
+    "Linear": (lambda x, w, b: F.linear(x, w, b), [sample_normal(2, 3, 4), sample_normal(5, 4), sample_normal(5)]),
+    "FusedGelu": (lambda x: F.fused_gelu(x), [sample_normal(3, 4)]),
+    "CausalAttention": (lambda q, k, v: F.causal_attention(q, k, v, attn_mask=_HIDE),
+                        [sample_normal(2, 2, 3, 4), sample_normal(2, 2, 5, 4), sample_normal(2, 2, 5, 4)]),
+    "PackedCausalAttention": (lambda qkv: F.packed_causal_attention(qkv, n_head=2, keep=_KEEP),
+                              [sample_normal(2, 3, 12)]),
+}

@@ -127,6 +127,30 @@ def test_merge_unmerge_exact_in_float64(method: str) -> None:
     assert all(p.requires_grad for p in plain.parameters())
 
 
+@pytest.mark.parametrize("use_rslora", [False, True])
+def test_merge_weight_is_what_merge_writes(use_rslora: bool) -> None:
+    # lora.merge_weight (notebook 06's reference for its merge exercise) on plain arrays = the layer's merge
+    m = gpt()
+    lora.apply_lora(m, ["c_attn"], r=3, alpha=5, use_rslora=use_rslora)
+    randomize_adapters(m)
+    layer = lora.lora_layers(m)[0][1]
+    ad, w0 = layer.adapters["default"], layer.base.weight.numpy().copy()
+    expected = lora.merge_weight(w0, ad.A.numpy(), ad.B.numpy(), 5.0, use_rslora)
+    scale = 5.0 / np.sqrt(3) if use_rslora else 5.0 / 3
+    np.testing.assert_allclose(expected, w0 + scale * ad.B.numpy() @ ad.A.numpy(), rtol=1e-14)
+    layer.merge()
+    np.testing.assert_allclose(layer.base.weight.numpy(), expected, rtol=0, atol=1e-14)
+    assert expected.dtype == w0.dtype
+
+
+def test_merge_weight_names_the_shapes_it_got() -> None:
+    w0, a, b = np.zeros((4, 6)), np.zeros((2, 6)), np.zeros((4, 2))
+    with pytest.raises(ValueError, match=r"W0 \(4, 6\), A \(6, 2\), B \(4, 2\)"):
+        lora.merge_weight(w0, a.T, b, 8.0)
+    with pytest.raises(ValueError, match="expected W0 \\(out, in\\)"):
+        lora.merge_weight(w0.T, a, b, 8.0)
+
+
 def test_merge_errors() -> None:
     m = gpt()
     lora.apply_lora(m, ["c_attn"], r=2)

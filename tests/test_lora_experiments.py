@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nn
+import tinygrad_lite as tg
 from lora import experiments as E
 from tglite.cli import main
 
@@ -195,3 +197,63 @@ def test_method_trial_reads_the_test_split_only_for_the_chosen_runs(monkeypatch:
         E.method_trial(corpus, c, (1e-3,), placements, lora_lr=1e-2, r=2)
     with pytest.raises(ValueError, match="test split"):
         E.method_trial(E.load_corpus((TEXT_A, TEXT_B)), c, (1e-3,), placements, lora_lr=1e-2)
+
+
+# ------------------------------------------------------------ notebook 06: validation curves, a given base
+def test_evaluate_iters_takes_the_first_batches() -> None:
+    corpus = E.load_corpus((TEXT_A, TEXT_B))
+    model = E.pretrain(corpus, dataclasses.replace(TINY, pretrain_steps=3))
+    c = dataclasses.replace(TINY, eval_iters=4)
+    assert E.evaluate(model, corpus.ft_val, c, iters=4) == E.evaluate(model, corpus.ft_val, c)
+    gen, losses = tg.Generator(0), []
+    with tg.no_grad():
+        for _ in range(2):  # the first two of the fixed batches, by hand
+            x, y = nn.get_batch(corpus.ft_val, c.batch_size, c.block_size, gen)
+            losses.append(model.eval()(x, y)[1].item())
+    assert E.evaluate(model, corpus.ft_val, c, iters=1) == pytest.approx(losses[0], rel=1e-6)
+    assert E.evaluate(model, corpus.ft_val, c, iters=2) == pytest.approx(sum(losses) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="iters"):
+        E.evaluate(model, corpus.ft_val, c, iters=0)
+
+
+def test_finetune_validation_curve_leaves_the_run_unchanged() -> None:
+    corpus = E.load_corpus((TEXT_A, TEXT_B))
+    model = E.pretrain(corpus, dataclasses.replace(TINY, pretrain_steps=5))
+    c = dataclasses.replace(TINY, finetune_steps=12)
+    plain = E.finetune(model, corpus, c, "lora")
+    curved = E.finetune(model, corpus, c, "lora", eval_every=5, curve_iters=1)
+    assert "val_curve" not in plain
+    assert [step for step, _ in curved["val_curve"]] == [0, 5, 10, 12]  # the base, every 5 steps, the end
+    assert curved["val_curve"][0][1] == E.evaluate(model, corpus.ft_val, c, iters=1)
+    assert curved["curve"] == plain["curve"] and curved["val_loss"] == plain["val_loss"]  # same training
+    full = E.finetune(model, corpus, c, "full", eval_every=6)
+    assert [step for step, _ in full["val_curve"]] == [0, 6, 12]
+    with pytest.raises(ValueError, match="eval_every"):
+        E.finetune(model, corpus, c, "lora", eval_every=-1)
+
+
+def test_method_trial_on_a_given_base_equals_pretraining_it() -> None:
+    corpus = E.load_corpus((TEXT_A, TEXT_B), test_fraction=0.2)
+    c = dataclasses.replace(TINY, pretrain_steps=6, finetune_steps=5, pretrain_seed=3)
+    args = (corpus, c, (1e-3,), {"attention": "c_attn"}, 1e-2)
+    pretrained = E.method_trial(*args, r=2, max_fraction=1.0)
+    given = E.method_trial(*args, r=2, max_fraction=1.0, base=E.pretrain(corpus, c))
+    for key in ("base_val", "full_val", "lora_val", "base_test", "full_test", "lora_test", "recovery_test"):
+        assert given[key] == pretrained[key], key
+
+
+def test_plot_validation_curves(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    corpus = E.load_corpus((TEXT_A, TEXT_B), test_fraction=0.2)
+    model = E.pretrain(corpus, dataclasses.replace(TINY, pretrain_steps=3))
+    c = dataclasses.replace(TINY, finetune_steps=4)
+    runs = [E.finetune(model, corpus, c, m, keep_model=True, eval_every=2) for m in ("full", "lora")]
+    for run in runs:
+        run["test_loss"] = E.evaluate(run.pop("model"), corpus.ft_test, c)
+    assert E.run_label(runs[1]).startswith("LoRA r=2 (") and E.run_label(runs[0]).startswith("full fine-tuning (100%")
+    path = E.plot_validation_curves(runs, E.evaluate(model, corpus.ft_test, c), tmp_path / "curves.png")
+    assert path.stat().st_size > 0
+    del runs[1]["val_curve"]
+    with pytest.raises(ValueError, match="val_curve"):
+        E.plot_validation_curves(runs, 1.0, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()

@@ -39,6 +39,29 @@ def test_roundtrip_packing_and_nearest_code() -> None:
     assert np.all(lora.quantize_nf4(np.zeros((2, 64), np.float32)).dequantize() == 0)
 
 
+def test_nf4_encode_one_block_and_many() -> None:
+    # lora.nf4_encode (notebook 06's reference for its NF4 exercise) is what quantize_nf4 stores per block
+    rng = np.random.default_rng(3)
+    blocks = rng.normal(0, 0.02, (5, 64)).astype(np.float32)
+    blocks[1] *= -1 if blocks[1][np.abs(blocks[1]).argmax()] > 0 else 1  # a block whose absmax is negative
+    idx, c = lora.nf4_encode(blocks)
+    assert idx.dtype == np.uint8 and idx.shape == (5, 64) and c.shape == (5,)
+    np.testing.assert_array_equal(c, np.abs(blocks).max(axis=1))
+    # the nearest code, by distance
+    nearest = np.abs(blocks[..., None] / c[:, None, None] - lora.NF4).argmin(axis=-1)
+    np.testing.assert_array_equal(idx, nearest)
+    assert idx[1][np.abs(blocks[1]).argmax()] == 0 and idx.max() <= 15  # -absmax is the code -1
+    q = lora.quantize_nf4(blocks.reshape(-1), double_quant=False)
+    np.testing.assert_array_equal(q.packed, (idx.reshape(-1)[0::2] << 4) | idx.reshape(-1)[1::2])
+    np.testing.assert_array_equal(q.absmax, c)
+    one_idx, one_c = lora.nf4_encode(blocks[2, :17])  # one block of any length
+    assert one_idx.shape == (17,) and one_c.shape == () and one_c == np.abs(blocks[2, :17]).max()
+    zero_idx, zero_c = lora.nf4_encode(np.zeros(8))
+    assert zero_c == 1.0 and np.all(lora.NF4[zero_idx] == 0.0)  # an all-zero block stays exactly zero
+    with pytest.raises(ValueError, match="nf4_encode"):
+        lora.nf4_encode(np.zeros((2, 3, 4)))
+
+
 def test_double_quant_overhead() -> None:
     w = np.random.default_rng(1).normal(size=(64, 4096)).astype(np.float32)
     single = lora.quantize_nf4(w, double_quant=False)

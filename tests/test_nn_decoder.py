@@ -163,15 +163,18 @@ def test_cache_select_rows_then_continue(model):
     assert cache.batch_size == 4
 
 
-def test_cache_under_autograd_keeps_the_path_to_new_positions():
+def test_cache_under_autograd_refuses_to_drop_the_gradient_of_cached_positions():
     layer = nn.LayerKV(capacity=8)
     rng = np.random.default_rng(0)
-    layer.append(tg.Tensor(rng.standard_normal((1, 2, 3, 4))), tg.Tensor(rng.standard_normal((1, 2, 3, 4))))
+    k0 = tg.Tensor(rng.standard_normal((1, 2, 3, 4)), requires_grad=True)
+    keys, _ = layer.append(k0, tg.Tensor(rng.standard_normal((1, 2, 3, 4))))  # nothing cached yet: graph kept
+    (grad,) = tg.grad(keys.sum(), [k0])
+    np.testing.assert_array_equal(grad.numpy(), np.ones((1, 2, 3, 4)))
     k_new = tg.Tensor(rng.standard_normal((1, 2, 1, 4)), requires_grad=True)
-    keys, values = layer.append(k_new, tg.Tensor(rng.standard_normal((1, 2, 1, 4))))
-    assert keys.shape == (1, 2, 4, 4) and keys.requires_grad and not values.requires_grad
-    (grad,) = tg.grad(keys.sum(), [k_new])
-    np.testing.assert_array_equal(grad.numpy(), np.ones((1, 2, 1, 4)))
+    with pytest.raises(RuntimeError, match=r"3 positions are cached without their graph.*no_grad"):
+        layer.append(k_new, tg.Tensor(rng.standard_normal((1, 2, 1, 4))))
+    with tg.no_grad():  # generation: no graph, so nothing to lose
+        assert layer.append(k_new, k_new)[0].shape == (1, 2, 4, 4)
 
 
 def test_cache_errors():

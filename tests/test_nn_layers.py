@@ -141,7 +141,7 @@ def test_fused_layernorm_matches_composed(shape, n, seed):
     w = tg.Tensor(rng.standard_normal(n), requires_grad=True)
     b = tg.Tensor(rng.standard_normal(n), requires_grad=True)
     g = rng.standard_normal((*shape, n))
-    fused = F.layer_norm(x, w, b)
+    fused = F.layer_norm(x, w.shape, w, b)
     ref = nn.layer_norm_reference(x, w, b)
     np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
     grads_fused = tg.grad(fused, [x, w, b], grad_outputs=tg.Tensor(g))
@@ -152,15 +152,20 @@ def test_fused_layernorm_matches_composed(shape, n, seed):
 
 def test_fused_layernorm_gradcheck_and_no_double_backward():
     x, w, b = rand(3, 4, seed=1), rand(4, seed=2), rand(4, seed=3)
-    assert tg.gradcheck(lambda x, w, b: F.layer_norm(x, w, b), (x, w, b))
-    y = F.layer_norm(x, w, b).sum()
+    assert tg.gradcheck(lambda x, w, b: F.layer_norm(x, w.shape, w, b), (x, w, b))
+    y = F.layer_norm(x, w.shape, w, b).sum()
     with pytest.raises(RuntimeError, match="LayerNorm is a fused op"):
         tg.grad(y, [x], create_graph=True)
 
 
 def test_fused_layernorm_shape_errors():
     with pytest.raises(ValueError, match=r"weight must have shape \(4,\)"):
-        F.layer_norm(tg.ones(2, 4), tg.ones(3))
+        F.layer_norm(tg.ones(2, 4), (4,), tg.ones(3))
+    with pytest.raises(ValueError, match=r"normalized_shape must be \(4,\) for an input of shape \(2, 4\), got "
+                                         r"\(3,\)"):
+        F.layer_norm(tg.ones(2, 4), (3,))
+    with pytest.raises(TypeError, match=r"the argument order is PyTorch's.*old order layer_norm\(x, weight, bias\)"):
+        F.layer_norm(tg.ones(2, 4), tg.ones(4), tg.zeros(4))
 
 
 def test_fused_linear_gradcheck_and_double_backward():

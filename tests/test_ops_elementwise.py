@@ -33,11 +33,15 @@ from strategies import (
     leaves,
     nonzero,
     positive,
+    sample_normal,
+    sample_positive,
+    sample_ties,
     shapes,
 )
 
 import tinygrad_lite as tg
 from tinygrad_lite import Tensor
+from tinygrad_lite.ops import elementwise as E
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # a NaN/overflow in any op fails the test
 
@@ -433,3 +437,41 @@ def test_single_op_backward_rules_differentiate_to_third_order(name, f, third):
     (d2,) = tg.grad(d1.sum(), x, create_graph=True)
     (d3,) = tg.grad(d2.sum(), x)
     np.testing.assert_allclose(d3.numpy(), third(x0), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+# ----------------------------------------------------------- forward mode
+# One sample call per op class of this module, checked against reverse mode by tests/test_forward_mode.py
+# (vᵀ(J·u) == (vᵀJ)·u; it counts the class's jvp calls). A new op adds its line here.
+JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
+    "Add": (lambda x, y: x + y, [sample_normal(3, 4), sample_normal(4)]),
+    "Sub": (lambda x, y: x - y, [sample_normal(3, 1), sample_normal(1, 4)]),
+    "Mul": (lambda x, y: x * y, [sample_normal(2, 3, 4), sample_normal(3, 1)]),
+    "Div": (lambda x, y: x / y, [sample_normal(3, 4), sample_positive(4)]),
+    "Pow": (lambda x, y: x**y, [sample_positive(3, 4), sample_normal(4)]),
+    "PowScalar": (lambda x: x**3 + x**2, [sample_normal(3, 4)]),
+    "Maximum": (lambda x, y: tg.maximum(x, y), [sample_ties(3, 4), sample_ties(4)]),
+    "Minimum": (lambda x, y: tg.minimum(x, y), [sample_ties(3, 4), sample_ties(3, 1)]),
+    "Where": (lambda x, y: tg.where(x.numpy() > 0, x, y), [sample_normal(3, 4), sample_normal(4)]),
+    "Neg": (lambda x: -x, [sample_normal(5)]),
+    "Exp": (lambda x: x.exp(), [sample_normal(3, 4)]),
+    "Log": (lambda x: x.log(), [sample_positive(3, 4)]),
+    "Sqrt": (lambda x: x.sqrt(), [sample_positive(3, 4)]),
+    "Abs": (lambda x: x.abs(), [sample_normal(3, 4)]),
+    "Sin": (lambda x: x.sin(), [sample_normal(6)]),
+    "Cos": (lambda x: x.cos(), [sample_normal(6)]),
+    "Tanh": (lambda x: x.tanh(), [sample_normal(6)]),
+    "Sigmoid": (lambda x: x.sigmoid(), [sample_normal(6) * 3]),
+    "Softplus": (lambda x: x.softplus(), [sample_normal(6) * 3]),
+    "LogSigmoid": (lambda x: x.log_sigmoid(), [sample_normal(6) * 3]),
+    "Relu": (lambda x: x.relu(), [sample_normal(3, 4)]),
+    "LeakyRelu": (lambda x: x.leaky_relu(0.1), [sample_normal(3, 4)]),
+    "Clip": (lambda x: x.clip(-0.5, 0.7), [sample_normal(4, 5)]),
+    "Erf": (lambda x: x.erf(), [sample_normal(6)]),
+    "Gelu": (lambda x: x.gelu(), [sample_normal(6)]),
+    "GeluTanh": (lambda x: x.gelu("tanh"), [sample_normal(6)]),
+    "Silu": (lambda x: x.silu(), [sample_normal(6)]),
+    "SinGrad": (lambda g, x: E.SinGrad.apply(g, x), [sample_normal(3, 4), sample_normal(3, 4)]),
+    "CosGrad": (lambda g, x: E.CosGrad.apply(g, x), [sample_normal(3, 4), sample_normal(3, 4)]),
+    "TanhGrad": (lambda g, t: E.TanhGrad.apply(g, t), [sample_normal(3, 4), sample_normal(3, 4)]),
+    "SigmoidGrad": (lambda g, s: E.SigmoidGrad.apply(g, s), [sample_normal(3, 4), sample_normal(3, 4)]),
+}

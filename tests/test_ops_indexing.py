@@ -3,6 +3,7 @@ take_along_axis/gather, embedding, one_hot. Reading copies elements, so the back
 scatter-adds: an element read k times receives the sum of k gradients."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis.extra.numpy as hnp
@@ -10,10 +11,22 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import GRADGRAD_SIZE, arrays, assert_forward, check_grad, check_gradgrad, grad_of, leaf, leaves, shapes
+from strategies import (
+    GRADGRAD_SIZE,
+    arrays,
+    assert_forward,
+    check_grad,
+    check_gradgrad,
+    grad_of,
+    leaf,
+    leaves,
+    sample_normal,
+    shapes,
+)
 
 import tinygrad_lite as tg
 from tinygrad_lite import Tensor
+from tinygrad_lite.ops.indexing import IndexAdd
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -143,14 +156,14 @@ def test_embedding(data: Any) -> None:
     idx = data.draw(hnp.arrays(np.int64, ishape, elements=st.integers(0, vocab - 1)), label="idx")
     w = data.draw(leaves(arrays((vocab, dim))), label="weight")
     expected = w.numpy()[idx]
-    assert_forward(tg.embedding(w, idx), expected)
-    assert_forward(tg.functional.embedding(w, tg.tensor(idx)), expected)
-    check_grad(lambda w: tg.embedding(w, idx) * _weights(expected.shape), w)
+    assert_forward(tg.embedding(idx, w), expected)
+    assert_forward(tg.functional.embedding(tg.tensor(idx), w), expected)
+    check_grad(lambda w: tg.embedding(idx, w) * _weights(expected.shape), w)
 
 
 def test_embedding_gradient_counts_each_use_of_a_row() -> None:
     w = leaf(np.zeros((4, 2)))
-    (g,) = grad_of(lambda w: tg.embedding(w, [[1, 3], [1, 1]]), w)
+    (g,) = grad_of(lambda w: tg.embedding([[1, 3], [1, 1]], w), w)
     np.testing.assert_array_equal(g, [[0, 0], [3, 3], [0, 0], [1, 1]])
 
 
@@ -209,14 +222,23 @@ def test_take_along_axis_errors() -> None:
 def test_embedding_and_one_hot_errors() -> None:
     w = tg.ones(4, 2)
     with pytest.raises(IndexError, match=r"embedding: indices must lie in \[0, 4\), got range \[0, 4\]"):
-        tg.embedding(w, [0, 4])
+        tg.embedding([0, 4], w)
     with pytest.raises(IndexError, match=r"embedding: indices must lie in \[0, 4\), got range \[-1, 2\]"):
-        tg.embedding(w, [2, -1])
+        tg.embedding([2, -1], w)
     with pytest.raises(TypeError, match=r"embedding: indices must be integers, got float64"):
-        tg.embedding(w, [0.5])
+        tg.embedding([0.5], w)
     with pytest.raises(IndexError, match=r"one_hot: indices must lie in \[0, 3\), got \[0, 3\]"):
         tg.one_hot([0, 3], 3)
     with pytest.raises(IndexError, match=r"one_hot: indices must lie in \[0, 3\), got \[-2, 1\]"):
         tg.one_hot([1, -2], 3)
     with pytest.raises(TypeError, match=r"one_hot: indices must be integers, got float32"):
         tg.one_hot([1.0], 3)
+
+
+# ----------------------------------------------------------- forward mode
+# One sample call per op class of this module, checked against reverse mode by tests/test_forward_mode.py
+# (vᵀ(J·u) == (vᵀJ)·u; it counts the class's jvp calls). A new op adds its line here.
+JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
+    "GetItem": (lambda x: x[np.array([0, 2, 2])][:, 1:3], [sample_normal(3, 4)]),
+    "IndexAdd": (lambda g: IndexAdd.apply(g, index=(np.array([0, 2, 2]),), shape=(4, 3)), [sample_normal(3, 3)]),
+}

@@ -3,15 +3,27 @@ dimensions broadcast. dA = dC·Bᵀ and dB = Aᵀ·dC, summed over broadcast bat
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis.strategies as st
 import numpy as np
 import pytest
 from hypothesis import assume, given
-from strategies import arrays, assert_forward, broadcast_shapes, check_grad, check_gradgrad, grad_of, leaf, leaves
+from strategies import (
+    arrays,
+    assert_forward,
+    broadcast_shapes,
+    check_grad,
+    check_gradgrad,
+    grad_of,
+    leaf,
+    leaves,
+    sample_normal,
+)
 
 import tinygrad_lite as tg
+from tinygrad_lite import Tensor
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -94,3 +106,11 @@ def test_matmul_errors_name_both_shapes() -> None:
     with pytest.raises(ValueError, match=r"matmul: both operands need at least 1 dimension, "
                                          r"got shapes \(\) and \(2, 3\)"):
         tg.tensor(1.0) @ tg.ones(2, 3)
+
+
+# ----------------------------------------------------------- forward mode
+# One sample call per op class of this module, checked against reverse mode by tests/test_forward_mode.py
+# (vᵀ(J·u) == (vᵀJ)·u; it counts the class's jvp calls). A new op adds its line here.
+JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
+    "MatMul": (lambda a, b: a @ b, [sample_normal(2, 3, 4), sample_normal(4, 5)]),
+}

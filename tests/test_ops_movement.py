@@ -4,6 +4,7 @@ movement of the gradient; gradcheck on drawn shapes and non-contiguous inputs ch
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis.extra.numpy as hnp
@@ -20,11 +21,13 @@ from strategies import (
     grad_of,
     leaf,
     leaves,
+    sample_normal,
     shapes,
     with_layout,
 )
 
 import tinygrad_lite as tg
+from tinygrad_lite import Tensor
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -369,8 +372,23 @@ def test_masked_fill_errors() -> None:
     x = tg.ones(2, 3)
     with pytest.raises(TypeError, match=r"masked_fill: the mask must be bool, got int64"):
         x.masked_fill(np.array([1, 0, 1]), 0.0)
-    with pytest.raises(ValueError, match=r"masked_fill: mask of shape \(4, 2, 3\) would grow the tensor "
-                                         r"of shape \(2, 3\)"):
-        x.masked_fill(np.ones((4, 2, 3), dtype=bool), 0.0)
-    with pytest.raises(ValueError, match=r"masked_fill: mask of shape \(2,\) does not broadcast to \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"masked_fill: mask of shape \(2,\) does not broadcast with the tensor's "
+                                         r"\(2, 3\)"):
         x.masked_fill(np.ones(2, dtype=bool), 0.0)
+
+
+# ----------------------------------------------------------- forward mode
+# One sample call per op class of this module, checked against reverse mode by tests/test_forward_mode.py
+# (vᵀ(J·u) == (vᵀJ)·u; it counts the class's jvp calls). A new op adds its line here.
+_TRIU = np.triu(np.ones((3, 4), bool), 1)
+JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
+    "Reshape": (lambda x: x.reshape(4, 6), [sample_normal(2, 3, 4)]),
+    "Permute": (lambda x: x.permute(2, 0, 1), [sample_normal(2, 3, 4)]),
+    "Expand": (lambda x: x.expand(2, 3, 4), [sample_normal(3, 1)]),
+    "Concatenate": (lambda x, y: tg.concatenate([x, y.exp(), x], axis=1), [sample_normal(2, 3), sample_normal(2, 1)]),
+    "Pad": (lambda x: x.pad(((1, 0), (0, 2)), value=3.0), [sample_normal(3, 3)]),
+    "Tril": (lambda x: x.tril() + x.triu(1) * 2.0, [sample_normal(3, 4)]),
+    "MaskedFill": (lambda x: x.masked_fill(_TRIU, -1.0), [sample_normal(3, 4)]),
+    "Cast": (lambda x: x.astype(tg.float32).astype(tg.float64), [sample_normal(3, 4)]),
+    "ToDevice": (lambda x: (x.to("fakecuda") * 2.0).to("cpu"), [sample_normal(3, 4)]),
+}

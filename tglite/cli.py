@@ -31,6 +31,7 @@ COMMANDS = [
     "tglite.commands.tour",
     "tglite.commands.demo",
     "tglite.commands.exercises",
+    "tglite.commands.book",
     "tglite.commands.train",
     "tglite.commands.sample",
     "tglite.commands.lora",

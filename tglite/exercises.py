@@ -297,7 +297,8 @@ def _compare_values(got_out: Any, want_out: Any, atol: float, rtol: float) -> li
             continue
         key, text = _value_diagnosis(g, w, atol, rtol)
         err = np.abs(np.atleast_1d(g).astype(np.float64) - np.atleast_1d(w).astype(np.float64))
-        order = np.argsort(np.nan_to_num(err, nan=np.inf).ravel())[::-1][:3]
+        flat = np.nan_to_num(err, nan=np.inf).ravel()
+        order = [k for k in np.argsort(flat)[::-1][:3] if flat[k] > 0]  # the worst wrong elements only
         worst = [{"output": m, "output_index": tuple(int(i) for i in np.unravel_index(k, err.shape)),
                   "yours": float(np.atleast_1d(g).ravel()[k]), "expected": float(np.atleast_1d(w).ravel()[k])}
                  for k in order]
@@ -512,16 +513,16 @@ def _load_handout_grader_code(name: str, namespace: dict[str, Any]) -> None:
     _run_grader_code(sources, dict(namespace))
 
 
-def check(name: str, seed: int | None = None, draws: int = DRAWS) -> Grade:
+def check(name: str, seed: int | None = None, draws: int = DRAWS) -> None:
     """Grade one exercise now, on fresh random inputs (or those of `seed`), and print its line
-    (for the notebook itself; never raises)."""
+    (for the notebook itself; never raises). Returns nothing, so that a notebook cell ending in
+    `check(...)` shows the line only; `grade_exercise` returns the Grade."""
     if name not in _MISTAKES:
         caller = inspect.currentframe().f_back  # the notebook's namespace: the mistakes use its helpers
         _load_handout_grader_code(name, caller.f_globals if caller is not None else {})
     ex = _REGISTRY.get(name)
     g = grade_exercise(ex, seed, draws) if ex is not None else Grade(name, FAILED, "missing", "not registered")
-    print(format_grade(g, replay=f"check({name!r}, seed={{seed}})"))
-    return g
+    print(format_grade(g, width=max(16, len(name)), replay=f"check({name!r}, seed={{seed}})"))
 
 
 def summary(grades: Sequence[Grade] | None = None, seed: int | None = None, replay: str = "--seed {seed}") -> str:

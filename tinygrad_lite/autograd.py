@@ -94,6 +94,7 @@ def run_backward(
     for r, g in zip(roots, root_grads):
         pending[id(r)] = pending[id(r)] + g if id(r) in pending else g
     target_ids = None if targets is None else {id(t) for t in targets}
+    needed = None if target_ids is None else _depends_on(order, target_ids)
     captured: dict[int, Tensor] = {}
     stored = {id(g.data) for g in root_grads}  # the caller's arrays must not become a .grad as they are
     anomaly = STATE.anomaly
@@ -101,7 +102,7 @@ def run_backward(
     with set_grad_enabled(create_graph):
         for t in reversed(order):
             g = pending.pop(id(t), None)
-            if g is None:
+            if g is None or (needed is not None and id(t) not in needed):
                 continue
             if t._hooks:
                 for hook in t._hooks:
@@ -116,6 +117,8 @@ def run_backward(
                 _accumulate_into_grad(t, g, create_graph, stored)
             if ctx is None:
                 continue
+            if needed is not None and not any(id(p) in needed for p in ctx.parents):
+                continue  # an input of grad() with no other input above it: stop here
             if create_graph and not ctx.double_backward:
                 raise RuntimeError(
                     f"{ctx.name} is a fused op whose backward is not differentiable; "
@@ -130,7 +133,7 @@ def run_backward(
             if type(grads) is not tuple:
                 grads = (grads,)
             for p, pg in zip(ctx.parents, grads):
-                if pg is None or not p.requires_grad:
+                if pg is None or not p.requires_grad or (needed is not None and id(p) not in needed):
                     continue
                 if pg.data.shape != p.data.shape:
                     raise GradientShapeError(ctx.name, pg.shape, p.shape, p)
@@ -143,6 +146,17 @@ def run_backward(
             if not retain_graph:
                 ctx.release()
     return captured
+
+
+def _depends_on(order: list[Tensor], target_ids: set[int]) -> set[int]:
+    """The ids of the tensors in `order` that are targets or were computed from one. `grad()` works
+    only on these: a gradient never flows past its inputs, so the graph above them (their own
+    inputs, and whatever made those) sees no backward call, no hook and no `.grad`."""
+    needed = set(target_ids)
+    for t in order:  # each tensor comes after its inputs
+        if t._ctx is not None and any(id(p) in needed for p in t._ctx.parents):
+            needed.add(id(t))
+    return needed
 
 
 def _check_backward(ctx, g: Tensor) -> None:  # type: ignore[no-untyped-def]

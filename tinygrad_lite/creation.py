@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import dtypes
-from .backend import get_backend
+from .backend import DEFAULT_DEVICE, get_backend
 from .random import Generator, default_generator
 from .tensor import Tensor
 
@@ -85,6 +87,17 @@ def randint(low: int, high: int, shape: Shape, device: str = "cpu", generator: G
         raise ValueError(f"randint: low={low} must be less than high={high} (high is excluded)")
     data = (generator or default_generator).integers(low, high, shape)
     return _wrap(get_backend(device).xp.asarray(data), False, device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor that shares memory with `array`, as torch.from_numpy: no copy, the dtype kept
+    (float64 stays float64), and a write through either one shows in the other."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}; "
+                        f"tinygrad_lite.tensor(data) copies any data into a new tensor")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: the array's dtype {array.dtype} is not a number or bool dtype")
+    return Tensor._make(array, False, DEFAULT_DEVICE)
 
 
 def _like(x: Tensor, dtype: Any) -> dict[str, Any]:

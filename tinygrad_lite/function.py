@@ -1,8 +1,14 @@
-"""`Function`: one differentiable primitive, its forward and its backward side by side.
+"""`Function`: one differentiable primitive, its forward, backward and jvp rules side by side.
 
 A subclass writes
     forward(self, *inputs: Tensor, **params) -> backend array     (the math on raw arrays)
     backward(self, grad: Tensor) -> one gradient Tensor per input   (written with Tensor ops)
+    jvp(self, *tangents) -> the output's tangent                  (forward mode, on raw arrays)
+
+`jvp` is the chain rule run forwards: given each input's tangent (a backend array shaped like the
+input, or None for a constant: a symbolic zero), return the output's tangent, J·tangent. It may
+read `self.inputs` (the input Tensors) and `self.result` (the output array), besides whatever
+forward kept on `self`. It runs only inside `forward_mode.jvp`, right after forward.
 
 `Function.apply(*inputs)` runs forward and, when grad mode is on and some input requires grad,
 records the node: the output's `_ctx` is this Function instance and `self.parents` are the
@@ -60,6 +66,8 @@ class Function:
             if cls.saves_output:  # a weak reference: the output must not keep itself alive
                 ctx._output = weakref.ref(out)
                 ctx._output_version = out._version
+        if STATE.forward_ad:
+            out._tangent = _push_tangent(ctx, inputs, out_data)
         if STATE.anomaly:
             _check_forward(ctx, cls, inputs, out)
         return out
@@ -70,6 +78,13 @@ class Function:
 
     def backward(self, grad: Tensor) -> Tensor | None | tuple[Tensor | None, ...]:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def jvp(self, *tangents: Any) -> Any:
+        """The output's tangent from the inputs' tangents (backend arrays, None = zero)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no forward-mode rule (jvp) yet: forward mode (tg.jvp) cannot go "
+            f"through it; reverse mode (backward) can"
+        )
 
     def save_for_backward(self, *tensors: Tensor) -> None:
         """Keep these input tensors for backward; their versions are checked when it runs."""
@@ -109,6 +124,31 @@ class Function:
         """Free what backward needed (called after backward unless retain_graph=True)."""
         self.saved = ()
         self.parents = None  # type: ignore[assignment]
+
+
+def tangent_sum(*terms: Any) -> Any:
+    """The sum of a jvp rule's terms, skipping symbolic zeros (None): a constant input adds nothing."""
+    total = None
+    for t in terms:
+        if t is not None:
+            total = t if total is None else total + t
+    return total
+
+
+def _push_tangent(ctx: Function, inputs: tuple[Tensor, ...], out_data: Any) -> Any:
+    """Forward mode: the output's tangent by the op's jvp rule, or None when no input has one."""
+    tangents = tuple([t._tangent for t in inputs])
+    if all(v is None for v in tangents):
+        return None
+    ctx.inputs, ctx.result = inputs, out_data
+    tangent = ctx.jvp(*tangents)
+    if tangent is None:
+        return None
+    if tangent.dtype != out_data.dtype:
+        tangent = tangent.astype(out_data.dtype)
+    if tangent.shape != out_data.shape:  # a broadcast input's term alone (x + c with x smaller)
+        tangent = inputs[0].xp.broadcast_to(tangent, out_data.shape)
+    return tangent
 
 
 def _check_same_device(cls: type, inputs: tuple[Tensor, ...]) -> None:

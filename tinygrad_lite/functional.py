@@ -51,16 +51,17 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return x.leaky_relu(negative_slope)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.softmax(axis)
+def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    return x.softmax(axis, dim=dim)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.log_softmax(axis)
+def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    return x.log_softmax(axis, dim=dim)
 
 
-def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-    return x.logsumexp(axis, keepdims)
+def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+              keepdim: bool | None = None) -> Tensor:
+    return x.logsumexp(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
 def _check_targets(op: str, logits: Tensor, target: Any) -> Any:
@@ -95,28 +96,39 @@ def nll_loss(log_probs: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Composed (not fused) negative log-likelihood: differentiable to any order."""
     y = _check_targets("nll_loss", log_probs, target)
     picked = -take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
-    return {"mean": picked.mean, "sum": picked.sum}.get(reduction, lambda: picked)()
+    return _reduce("nll_loss", picked, reduction)
+
+
+def _target(op: str, x: Tensor, target: Any, names: tuple[str, str] = ("input", "target")) -> Tensor:
+    """`target` as a tensor beside `x`. An array or list of floats takes x's float dtype, as a Python
+    float does: float64 targets must not turn the loss of a float32 model into float64. (A Tensor
+    target keeps its dtype, and the two promote as PyTorch's do.)"""
+    y = x._const(target)
+    if not isinstance(target, Tensor) and y.dtype.kind == "f" and x.dtype.kind == "f":
+        y = y.astype(x.dtype)
+    if y.shape != x.shape:
+        raise ValueError(f"{op}: {names[0]} {x.shape} and {names[1]} {y.shape} differ in shape")
+    return y
+
+
+def _reduce(op: str, loss: Tensor, reduction: str) -> Tensor:
+    """PyTorch's `reduction=`: "mean" (the default), "sum", or "none" (one loss per element)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """-[y log σ(x) + (1-y) log(1-σ(x))] = softplus(x) - x·y, stable for any |x|."""
-    y = logits._const(target)
-    if y.shape != logits.shape:
-        raise ValueError(
-            f"binary_cross_entropy_with_logits: logits {logits.shape} and targets {y.shape} differ in shape"
-        )
-    loss = logits.softplus() - logits * y
-    return {"mean": loss.mean, "sum": loss.sum}.get(reduction, lambda: loss)()
+    y = _target("binary_cross_entropy_with_logits", logits, target, ("logits", "targets"))
+    return _reduce("binary_cross_entropy_with_logits", logits.softplus() - logits * y, reduction)
 
 
 def mse(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error."""
-    y = x._const(target)
-    if y.shape != x.shape:
-        raise ValueError(f"mse: input {x.shape} and target {y.shape} differ in shape")
+    y = _target("mse", x, target)
     diff = x - y
-    loss = diff * diff
-    return {"mean": loss.mean, "sum": loss.sum}.get(reduction, lambda: loss)()
+    return _reduce("mse", diff * diff, reduction)
 
 
 mse_loss = mse
@@ -137,9 +149,19 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generat
 
 
 
-def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Fused layer norm over the last axis: (x - mean) / sqrt(var + eps) · weight + bias."""
+def layer_norm(x: Tensor, normalized_shape: Any = None, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Fused layer norm over the last axis: (x - mean) / sqrt(var + eps) · weight + bias, in PyTorch's
+    argument order. It normalizes the last axis only: normalized_shape is (n,) (or n, or None)."""
+    if isinstance(normalized_shape, Tensor):
+        raise TypeError("layer_norm(input, normalized_shape, weight, bias, eps): the argument order is PyTorch's, "
+                        "and this call passed a Tensor as normalized_shape (the old order layer_norm(x, weight, "
+                        "bias)): write layer_norm(x, weight.shape, weight, bias)")
     n = x.shape[-1]
+    given = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+    if given is not None and tuple(given) != (n,):
+        raise ValueError(f"layer_norm: normalizes the last axis only, so normalized_shape must be ({n},) for an "
+                         f"input of shape {x.shape}, got {normalized_shape}")
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (n,):
             raise ValueError(f"layer_norm: {name} must have shape ({n},) for input of shape {x.shape}, got {p.shape}")
@@ -150,6 +172,10 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Fused x·Wᵀ + b for W of shape (out, in) and x of shape (..., in)."""
+    if not isinstance(x, Tensor):  # as PyTorch: an array is not silently wrapped (which dtype would it get?)
+        raise TypeError(f"linear: the input must be a Tensor, got {type(x).__name__}; wrap it first with "
+                        f"tinygrad_lite.tensor(x, dtype=...) (a copy) or tinygrad_lite.from_numpy(x) (shared memory); "
+                        f"the weight is {weight.dtype}")
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape {weight.shape} (out, in)")
     if bias is not None and bias.shape != (weight.shape[0],):

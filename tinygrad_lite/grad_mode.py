@@ -11,11 +11,12 @@ from typing import Any
 
 
 class _State:
-    __slots__ = ("grad_enabled", "anomaly")
+    __slots__ = ("grad_enabled", "anomaly", "forward_ad")
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.anomaly = False
+        self.forward_ad = 0  # > 0 inside forward_mode.jvp: ops push tangents forward
 
 
 STATE = _State()

@@ -9,6 +9,7 @@ The methods here are thin: each one names the `Function` that does the work (see
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -18,14 +19,38 @@ from . import dtypes
 from .backend import DEFAULT_DEVICE, get_backend
 from .backend import XP_BY_DEVICE as _XP
 from .grad_mode import STATE
+from .spelling import axis_keepdims, spelled
 
 Axis = int | Sequence[int] | None
+
+
+class Size(int):
+    """`x.size`: the number of elements, an int as in NumPy, that can also be called as in PyTorch:
+    `x.size()` is the shape and `x.size(d)` the length of axis d. One attribute serves both habits,
+    so neither silently gets the other's answer."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        out = super().__new__(cls, math.prod(shape))
+        out.shape = shape
+        return out
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self.shape
+        if not -len(self.shape) <= dim < len(self.shape):
+            raise IndexError(f"size({dim}): dim out of range for a tensor with {len(self.shape)} dimensions")
+        return self.shape[dim]
+
+    def __reduce__(self) -> Any:  # pickles (and copies) as the plain int it is
+        return int, (int(self),)
 
 
 class Tensor:
     __slots__ = (
         "data", "requires_grad", "grad", "_ctx", "_vc", "_retains_grad", "_hooks",
-        "device", "name", "__weakref__",
+        "device", "name", "_tangent", "__weakref__",
     )
     __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
 
@@ -54,7 +79,7 @@ class Tensor:
             data = np.asarray(data)
         # The same fields as _init, written out: this runs once per op, so it is the hot path.
         t.data, t.requires_grad, t.device = data, requires_grad, device
-        t.grad = t._ctx = t._vc = t._hooks = t.name = None
+        t.grad = t._ctx = t._vc = t._hooks = t.name = t._tangent = None
         t._retains_grad = False
         return t
 
@@ -72,11 +97,17 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self) -> Size:
+        """The number of elements (NumPy's `x.size`); `x.size()` is the shape and `x.size(d)` the
+        length of axis d, as in PyTorch (see `Size`)."""
+        return Size(self.data.shape)
 
     def numel(self) -> int:
         return self.data.size
+
+    def dim(self) -> int:
+        """The number of axes: PyTorch's name for `ndim`."""
+        return self.data.ndim
 
     @property
     def xp(self) -> Any:
@@ -86,6 +117,11 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Any:
+        """The Function node that made this tensor (None for a leaf), under PyTorch's name."""
+        return self._ctx
 
     @property
     def T(self) -> Tensor:
@@ -120,8 +156,18 @@ class Tensor:
         return get_backend(self.device).to_numpy(self.data)
 
     def item(self) -> Any:
+        return self._one_value("item()")
+
+    def __float__(self) -> float:
+        return float(self._one_value("float()"))
+
+    def __int__(self) -> int:
+        return int(self._one_value("int()"))  # truncates toward zero, as int(2.7) and PyTorch's int(t)
+
+    def _one_value(self, op: str) -> Any:
         if self.data.size != 1:
-            raise ValueError(f"item(): only one-element tensors can be converted, got shape {self.shape}")
+            raise ValueError(f"{op}: only one-element tensors can be converted, got shape {self.shape}; "
+                             f".tolist() gives every value")
         return self.data.item()
 
     def tolist(self) -> Any:
@@ -150,6 +196,15 @@ class Tensor:
 
     def long(self) -> Tensor:
         return self.astype(dtypes.int64)
+
+    def clone(self) -> Tensor:
+        """A copy in new memory, differentiable (the gradient passes through unchanged), as PyTorch's."""
+        return M.Cast.apply(self, dtype=self.dtype)  # astype always copies, so a same-dtype cast is a copy
+
+    def contiguous(self) -> Tensor:
+        """`self` if its memory is one C-ordered block, else a copy (`clone`), as in PyTorch. The ops
+        here take any memory layout (reshape copies when it must), so this only decides aliasing."""
+        return self if self.data.flags.c_contiguous else self.clone()
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not dtypes.is_floating(self.dtype):
@@ -209,13 +264,23 @@ class Tensor:
     # tensor it saved was overwritten. They build no graph: use them under no_grad (optimizers).
     def _check_inplace(self, op: str) -> None:
         if STATE.grad_enabled and self.requires_grad:
+            if self._ctx is None:  # PyTorch's error for the same mistake, with its explanation
+                raise RuntimeError(
+                    f"{op}: a leaf Variable that requires grad is being used in an in-place operation. "
+                    f"Changing a parameter in place while grad mode is on would make the recorded graph "
+                    f"wrong. Update parameters under `with tinygrad_lite.no_grad():` (as optimizers do: "
+                    f"`w -= lr * w.grad`)"
+                )
             raise RuntimeError(
-                f"{op}: in-place update of a tensor that requires grad while grad mode is on; "
-                f"wrap the update in `with tinygrad_lite.no_grad():` (as optimizers do)"
+                f"{op}: in-place update of a tensor that is part of the recorded graph. tinygrad_lite records "
+                f"no in-place ops; write it out of place instead (`x = x + y` for `x += y`)"
             )
 
     def _inplace(self, op: str, fn: Callable[[Any], Any]) -> Tensor:
         self._check_inplace(op)
+        if STATE.forward_ad:  # tangents are not updated in place: the result would be silently wrong
+            raise RuntimeError(f"{op}: in-place update inside forward mode (jvp), which does not follow "
+                               f"in-place updates; write it out of place (`x = x * 3` for `x.mul_(3)`)")
         fn(self.data)
         self._shared_counter()[0] += 1
         return self
@@ -251,6 +316,32 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
+
+    # `x += y` and friends are in place, as in PyTorch: the same tensor object changes, so a parameter
+    # stays in its module. A right operand that requires grad would lose its gradient: refused.
+    def _inplace_operand(self, op: str, other: Any) -> Any:
+        if STATE.grad_enabled and isinstance(other, Tensor) and other.requires_grad:
+            raise RuntimeError(
+                f"{op}: the right operand requires grad, and an in-place update records no graph, so its "
+                f"gradient would be lost; write it out of place instead (`x = x + y` for `x += y`)"
+            )
+        return other
+
+    def __iadd__(self, other: Any) -> Tensor:
+        o = _data(self._inplace_operand("+=", other))
+        return self._inplace("+=", lambda d: d.__iadd__(o))
+
+    def __isub__(self, other: Any) -> Tensor:
+        o = _data(self._inplace_operand("-=", other))
+        return self._inplace("-=", lambda d: d.__isub__(o))
+
+    def __imul__(self, other: Any) -> Tensor:
+        o = _data(self._inplace_operand("*=", other))
+        return self._inplace("*=", lambda d: d.__imul__(o))
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        o = _data(self._inplace_operand("/=", other))
+        return self._inplace("/=", lambda d: d.__itruediv__(o))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         o, idx = _data(value), _index_data(index)
@@ -371,10 +462,14 @@ class Tensor:
     def __or__(self, other: Any) -> Tensor:
         return self._compare(other, lambda a, b: a | b)
 
-    def any(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    def any(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+            ) -> Tensor:
+        axis, keepdims = axis_keepdims("any", axis, keepdims, dim, keepdim)
         return Tensor._make(self.xp.any(self.data, axis=axis, keepdims=keepdims), False, self.device)
 
-    def all(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    def all(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+            ) -> Tensor:
+        axis, keepdims = axis_keepdims("all", axis, keepdims, dim, keepdim)
         return Tensor._make(self.xp.all(self.data, axis=axis, keepdims=keepdims), False, self.device)
 
     def sign(self) -> Tensor:
@@ -448,30 +543,68 @@ class Tensor:
         return 1.0 / self
 
     # -------------------------------------------------------------- reductions
-    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    # Each reduction takes NumPy's `axis=`/`keepdims=` and PyTorch's `dim=`/`keepdim=` (spelling.py).
+    def sum(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+            ) -> Tensor:
+        axis, keepdims = axis_keepdims("sum", axis, keepdims, dim, keepdim)
         return R.Sum.apply(self, axis=R.normalize_axis(axis, self.ndim, "sum"), keepdims=keepdims)
 
-    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    def mean(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+             ) -> Tensor:
+        axis, keepdims = axis_keepdims("mean", axis, keepdims, dim, keepdim)
         axes = R.normalize_axis(axis, self.ndim, "mean")
         count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         if count == 0:
             raise ValueError(f"mean: reducing an empty axis of shape {self.shape}")
         return R.Sum.apply(self, axis=axes, keepdims=keepdims) * (1.0 / count)
 
-    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return R.Max.apply(self, axis=R.normalize_axis(axis, self.ndim, "max"), keepdims=keepdims)
+    def max(self, dim: Any = None, keepdim: bool | None = None, *, axis: Axis = None, keepdims: bool | None = None
+            ) -> Any:
+        """The largest values. Three forms, each meaning what it means in its library:
+        `x.max()` and NumPy's `x.max(axis=..., keepdims=...)` give the values (ties share the gradient);
+        PyTorch's `x.max(dim)` / `x.max(dim=d)` give the pair (values, indices), so `v, i = x.max(1)`
+        unpacks as in PyTorch (the gradient goes to the returned index); `x.max(other_tensor)` is
+        the elementwise `maximum`, as torch.max(x, other)."""
+        return self._max_min("max", dim, keepdim, axis, keepdims)
 
-    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return -R.Max.apply(-self, axis=R.normalize_axis(axis, self.ndim, "min"), keepdims=keepdims)
+    def min(self, dim: Any = None, keepdim: bool | None = None, *, axis: Axis = None, keepdims: bool | None = None
+            ) -> Any:
+        """The smallest values; the same three forms as `max`."""
+        return self._max_min("min", dim, keepdim, axis, keepdims)
 
-    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Mean squared deviation; `ddof=1` gives the unbiased estimate (divide by n-1)."""
-        return self._var(axis, keepdims, ddof, "var")
+    def _max_min(self, op: str, dim: Any, keepdim: bool | None, axis: Axis, keepdims: bool | None) -> Any:
+        if isinstance(dim, Tensor):
+            return self.maximum(dim) if op == "max" else self.minimum(dim)
+        axis, keep = axis_keepdims(op, axis, keepdims, dim, keepdim)
+        if dim is not None:  # PyTorch's form: the (values, indices) pair
+            return I.values_indices(self, op, axis, keep)
+        return R.max_min(self, op, R.normalize_axis(axis, self.ndim, op), keep)
 
-    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        return self._var(axis, keepdims, ddof, "std").sqrt()
+    # var and std: NumPy divides by n (ddof=0), PyTorch by n - 1 (correction=1). The spelling of the
+    # call says which library it follows: with `axis=` or `keepdims=` (and no PyTorch name) NumPy's
+    # default, otherwise (no argument, a positional dim, `dim=`, `keepdim=`) PyTorch's. `ddof=` or
+    # `correction=` (the same number), or PyTorch's older `unbiased=` (True is 1), chooses explicitly.
+    def var(self, dim: Axis = None, keepdim: bool | None = None, *, correction: float | None = None,
+            axis: Axis = None, keepdims: bool | None = None, ddof: float | None = None,
+            unbiased: bool | None = None) -> Tensor:
+        """Σ(x - mean)² / (n - ddof); the default ddof follows the spelling of the call (see above)."""
+        return self._var("var", dim, keepdim, correction, axis, keepdims, ddof, unbiased)
 
-    def _var(self, axis: Axis, keepdims: bool, ddof: int, op: str) -> Tensor:
+    def std(self, dim: Axis = None, keepdim: bool | None = None, *, correction: float | None = None,
+            axis: Axis = None, keepdims: bool | None = None, ddof: float | None = None,
+            unbiased: bool | None = None) -> Tensor:
+        """sqrt(var); the default ddof follows the spelling of the call (see var)."""
+        # At a constant row the derivative of sqrt(var) is 0·∞; take 0 there, as PyTorch does.
+        return E.Sqrt.apply(self._var("std", dim, keepdim, correction, axis, keepdims, ddof, unbiased),
+                            zero_at_zero=True)
+
+    def _var(self, op: str, dim: Axis, keepdim: bool | None, correction: float | None, axis: Axis,
+             keepdims: bool | None, ddof: float | None, unbiased: bool | None) -> Tensor:
+        numpy_call = dim is None and keepdim is None and (axis is not None or keepdims is not None)
+        if unbiased is not None:
+            correction = spelled(op, "correction", correction, "unbiased", int(unbiased))
+        ddof = spelled(op, "ddof", ddof, "correction", correction, 0 if numpy_call else 1)
+        axis, keepdims = axis_keepdims(op, axis, keepdims, dim, keepdim)
         axes = R.normalize_axis(axis, self.ndim, op)  # `op`: so that std's errors name std, not var
         count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         if count - ddof <= 0:
@@ -479,20 +612,32 @@ class Tensor:
         centered = self - self.mean(axis=axes, keepdims=True)
         return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
 
-    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+                  ) -> Tensor:
+        axis, keepdims = axis_keepdims("logsumexp", axis, keepdims, dim, keepdim)
         return R.LogSumExp.apply(self, axis=R.normalize_axis(axis, self.ndim, "logsumexp"), keepdims=keepdims)
 
-    def softmax(self, axis: int = -1) -> Tensor:
+    def softmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        axis = spelled("softmax", "axis", axis, "dim", dim, -1)
         return R.Softmax.apply(self, axis=R.normalize_axis(axis, self.ndim, "softmax")[0])
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
+    def log_softmax(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        axis = spelled("log_softmax", "axis", axis, "dim", dim, -1)
         return R.LogSoftmax.apply(self, axis=R.normalize_axis(axis, self.ndim, "log_softmax")[0])
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return R.arg_reduce(self, "argmax", axis, keepdims)
+    def argmax(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+               keepdim: bool | None = None) -> Tensor:
+        return R.arg_reduce(self, "argmax", *axis_keepdims("argmax", axis, keepdims, dim, keepdim))
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return R.arg_reduce(self, "argmin", axis, keepdims)
+    def argmin(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+               keepdim: bool | None = None) -> Tensor:
+        return R.arg_reduce(self, "argmin", *axis_keepdims("argmin", axis, keepdims, dim, keepdim))
+
+    def norm(self, p: float | str = 2, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+             keepdims: bool | None = None) -> Tensor:
+        """The vector p-norm (Σ|x|^p)^(1/p) over `dim` (every axis by default), as PyTorch's `norm`."""
+        axis, keepdims = axis_keepdims("norm", axis, keepdims, dim, keepdim)
+        return R.norm(self, p, R.normalize_axis(axis, self.ndim, "norm"), keepdims)
 
     # -------------------------------------------------------- shape and movement
     def reshape(self, *shape: Any) -> Tensor:
@@ -504,9 +649,11 @@ class Tensor:
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         return M.permute(self, axes)
 
-    def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
+    def transpose(self, axis0: int | None = None, axis1: int | None = None, *, dim0: int | None = None,
+                  dim1: int | None = None) -> Tensor:
         """Swap two axes (default: the last two, the matrix transpose)."""
-        return M.swapaxes(self, axis0, axis1)
+        return M.swapaxes(self, spelled("transpose", "axis0", axis0, "dim0", dim0, -2),
+                          spelled("transpose", "axis1", axis1, "dim1", dim1, -1))
 
     swapaxes = transpose
 
@@ -515,48 +662,69 @@ class Tensor:
 
     broadcast_to = expand
 
-    def squeeze(self, axis: Axis = None) -> Tensor:
-        return M.squeeze(self, axis)
+    def squeeze(self, axis: Axis = None, *, dim: Axis = None) -> Tensor:
+        return M.squeeze(self, spelled("squeeze", "axis", axis, "dim", dim))
 
-    def unsqueeze(self, axis: int) -> Tensor:
+    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        axis = spelled("unsqueeze", "axis", axis, "dim", dim)
+        if axis is None:
+            raise TypeError("unsqueeze: give the position of the new axis, e.g. x.unsqueeze(0)")
         return M.unsqueeze(self, axis)
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-        return M.flatten(self, start_axis, end_axis)
+    def flatten(self, start_axis: int | None = None, end_axis: int | None = None, *, start_dim: int | None = None,
+                end_dim: int | None = None) -> Tensor:
+        return M.flatten(self, spelled("flatten", "start_axis", start_axis, "start_dim", start_dim, 0),
+                         spelled("flatten", "end_axis", end_axis, "end_dim", end_dim, -1))
+
+    def repeat(self, *repeats: Any) -> Tensor:
+        """PyTorch's repeat (NumPy's tile, not np.repeat): `x.repeat(2, 3)` stacks 2 x 3 copies of x."""
+        return M.repeat(self, repeats[0] if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)) else repeats)
 
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         return M.pad(self, pad_width, value)
 
-    def tril(self, k: int = 0) -> Tensor:
-        return M.Tril.apply(self, k=k, upper=False)
+    def tril(self, k: int | None = None, *, diagonal: int | None = None) -> Tensor:
+        return M.Tril.apply(self, k=spelled("tril", "k", k, "diagonal", diagonal, 0), upper=False)
 
-    def triu(self, k: int = 0) -> Tensor:
-        return M.Tril.apply(self, k=k, upper=True)
+    def triu(self, k: int | None = None, *, diagonal: int | None = None) -> Tensor:
+        return M.Tril.apply(self, k=spelled("triu", "k", k, "diagonal", diagonal, 0), upper=True)
 
     def masked_fill(self, mask: Any, value: float) -> Tensor:
         return M.masked_fill(self, mask, value)
 
-    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
-        return M.split(self, split_size_or_sections, axis)
+    def split(self, split_size_or_sections: int | Sequence[int], axis: int | None = None, *,
+              dim: int | None = None) -> list[Tensor]:
+        return M.split(self, split_size_or_sections, axis, dim=dim)
 
-    def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
-        return M.chunk(self, chunks, axis)
+    def chunk(self, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
+        return M.chunk(self, chunks, axis, dim=dim)
 
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, index: Any) -> Tensor:
         return I.getitem(self, index)
 
-    def gather(self, axis: int, index: Any) -> Tensor:
-        return I.take_along_axis(self, index, axis)
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """PyTorch's gather (its order and rule); `take_along_axis` is the same op in NumPy's."""
+        return I.gather(self, dim, index)
 
-    def take_along_axis(self, index: Any, axis: int) -> Tensor:
-        return I.take_along_axis(self, index, axis)
+    def take_along_axis(self, index: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """NumPy's take_along_axis (its order and broadcasting rule); `gather` is the same op in PyTorch's."""
+        return I.take_along_axis(self, index, axis, dim=dim)
 
     # ---------------------------------------------------------------- devices
-    def to(self, device: str) -> Tensor:
-        if device == self.device:
-            return self
-        return M.ToDevice.apply(self, device=device)
+    def to(self, *args: Any, dtype: Any = None, device: str | None = None) -> Tensor:
+        """This tensor on another device and/or as another dtype, as PyTorch's `to`: `x.to("cuda")`,
+        `x.to(tg.float64)`, `x.to("cuda", tg.float64)`, or `x.to(other)` (other's device and dtype).
+        A string is a device name; anything else a dtype. Differentiable; `self` when nothing changes."""
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str):
+                device = a
+            else:
+                dtype = a
+        out = self if device is None or device == self.device else M.ToDevice.apply(self, device=device)
+        return out if dtype is None else out.astype(dtype)
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -582,6 +750,7 @@ class RemovableHandle:
 def _init(t: Tensor, data: Any, requires_grad: bool, device: str) -> None:
     t.data, t.requires_grad, t.device = data, requires_grad, device
     t.grad = t._ctx = t._vc = t._hooks = t.name = None
+    t._tangent = None  # forward mode: the directional derivative carried along (see forward_mode.py)
     t._retains_grad = False
 
 

@@ -72,7 +72,7 @@ def test_layernorm_forward_backward(shape):
     x, gy = _data(shape) + 5.0, _data(shape, 1)  # an offset mean: the two-pass variance matters
     w, b = _data(shape[1:], 2), _data(shape[1:], 3)
     tx, tw, tb = (tg.Tensor(a.astype(np.float64), requires_grad=True) for a in (x, w, b))
-    ref = F.layer_norm(tx, tw, tb, eps=1e-5)
+    ref = F.layer_norm(tx, tw.shape, tw, tb, eps=1e-5)
     ref.backward(tg.Tensor(gy.astype(np.float64)))
     y, mean, rstd = K.layernorm_forward(dev(x), dev(w), dev(b), 1e-5)
     np.testing.assert_allclose(host(y), ref.numpy(), rtol=1e-4, atol=1e-4)

@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "central finite differences (as far as a time budget allows), fit and extrapolate both; plot "
         "finite-difference error against the step h in float64 and float32; time full Jacobians in "
         "forward and reverse mode; and work e = (a+b)(b+1) by hand and by the engine. Prints tables, "
-        "saves backprop_*.png, a DOT graph and backprop_report.txt under --out. Needs the course "
+        "saves backprop_*.png (the worked example's graph too, drawn without Graphviz), the graph as DOT text "
+        "and backprop_report.txt under --out. Needs the course "
         "extra (matplotlib, tqdm).",
     )
     bp.add_argument("--out", type=Path, default=Path("tglite_out"), metavar="DIR",

@@ -5,10 +5,13 @@
     tglite lora ranks                            why α/r starves high ranks (rsLoRA)
     tglite lora finetune --method lora --rank 8  one comedies -> tragedies fine-tune vs the base
     tglite lora sweep [--quick] [key=value ...]  the whole comparison, LoRA+ and quantization error
+    tglite lora pretrain-base --out FILE         pretrain the base that notebook 06 fine-tunes (shipped in
+                                                 lora/checkpoints/comedies-base.npz)
 
-Every experiment but `memory` writes its numbers (JSON) and its plots (PNG) under --out, each file
-atomically, and prints where each one went. They keep no checkpoint (they are measurements, minutes
-long at most with --quick): Ctrl-C stops at once, says which files were complete by then, exits 130.
+Every experiment but `memory` and `pretrain-base` writes its numbers (JSON) and its plots (PNG) under
+--out, each file atomically, and prints where each one went; `pretrain-base` writes one checkpoint
+file. They keep no checkpoint (they are measurements, minutes long at most with --quick, about 10
+for pretrain-base): Ctrl-C stops at once, says which files were complete by then, exits 130.
 """
 from __future__ import annotations
 
@@ -18,7 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import check_folder, parse_overrides, positive_int, print_error, sigterm_as_interrupt
+from . import (
+    UsageError,
+    check_folder,
+    check_out_file,
+    parse_overrides,
+    positive_int,
+    print_error,
+    sigterm_as_interrupt,
+)
 
 # "full" and lora.apply.METHODS, written out so that building the parser imports no numpy (a test checks them).
 FINETUNE_METHODS = ("full", "lora", "rslora", "dora", "pissa", "olora", "qlora", "vera")
@@ -69,6 +80,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             p.add_argument("--loraplus", type=float, default=None, metavar="RATIO", help="lr_B = RATIO * lr_A")
         p.add_argument("overrides", nargs="*", metavar="key=value",
                        help="change a setting of lora.experiments.FinetuneConfig")
+    pb = sub.add_parser("pretrain-base", help="pretrain the base GPT that notebook 06 fine-tunes",
+                        description="Pretrain our GPT on the comedies with lora.experiments.FinetuneConfig "
+                        "(its defaults: 4 layers, n_embd 128, 3000 steps, seed 1337, as the held-out "
+                        "measurement in docs/lora.md) and write it, with its config, tokenizer and its "
+                        "measured losses, as one checkpoint file (atomically, with checksums). The shipped "
+                        "base, lora/checkpoints/comedies-base.npz, is this command with no settings changed; "
+                        "lora.load_shipped_base reads it.")
+    pb.add_argument("--out", type=Path, default=Path("out/lora/comedies-base.npz"), metavar="FILE",
+                    help="the checkpoint file to write")
+    pb.add_argument("--force", action="store_true", help="replace the file at --out if there is one")
+    pb.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pb.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="change a setting of lora.experiments.FinetuneConfig (e.g. seed=7 pretrain_steps=1500)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -76,7 +100,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     written: list[Path] = []  # the files complete so far, named if the run is interrupted
     try:
-        if args.experiment != "memory":
+        if args.experiment == "pretrain-base":
+            check_out_file(args.out)
+            if args.out.exists() and not args.force:
+                raise UsageError(f"--out {str(args.out)!r} exists; pass --force to replace it")
+        elif args.experiment != "memory":
             check_folder(args.out)  # before any work: a file there would fail only at the end
         with sigterm_as_interrupt():
             return _run(args, written)
@@ -132,6 +160,8 @@ def _run(args: argparse.Namespace, written: list[Path]) -> int:
         _save_json(rows, args.out / "lora_ranks.json", written)
         _save_plot(lambda path: E.plot_rank_scaling(rows, path), args.out / "lora_ranks.png", written)
         return 0
+    if args.experiment == "pretrain-base":
+        return _pretrain_base(args, written)
     config = E.FinetuneConfig.quick() if args.quick else E.FinetuneConfig()
     config = config.with_overrides(parse_overrides(args.overrides))
     progress = not args.no_progress
@@ -165,4 +195,35 @@ def _run(args: argparse.Namespace, written: list[Path]) -> int:
     numbers = {"config": sweep["config"], "base_val_loss": sweep["base_val_loss"], "runs": sweep["runs"],
                "loraplus_vs_lora": plus, "quantization": quant}
     _save_json(numbers, args.out / "lora_sweep.json", written)
+    return 0
+
+
+def _pretrain_base(args: argparse.Namespace, written: list[Path]) -> int:
+    """Pretrain on the comedies, measure the base (comedies val; tragedies val and test, the test
+    split being the tragedies' first 10% as in benchmarks/lora_method.py) and save it."""
+    import datetime
+    import time
+
+    from lora import experiments as E
+    from lora.shipped import save_base
+
+    config = E.FinetuneConfig().with_overrides(parse_overrides(args.overrides))
+    corpus = E.load_corpus(test_fraction=0.1)  # the test split only changes what is measured, not the training
+    t0 = time.perf_counter()
+    model = E.pretrain(corpus, config, progress=not args.no_progress)
+    seconds = time.perf_counter() - t0
+    total = sum(p.numpy().size for p in model.parameters())
+    measured = {
+        "parameters": total, "pretrain_seconds": round(seconds, 1),
+        "comedies_val": E.evaluate(model, corpus.pre_val, config),
+        "tragedies_val": E.evaluate(model, corpus.ft_val, config),
+        "tragedies_test": E.evaluate(model, corpus.ft_test, config), "test_fraction": 0.1,
+        "command": " ".join(["tglite lora pretrain-base"] + list(args.overrides)),
+        "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    }
+    print(f"pretrained {total:,} parameters for {config.pretrain_steps} steps in {seconds:.0f} s; val loss: comedies "
+          f"{measured['comedies_val']:.4f}, tragedies {measured['tragedies_val']:.4f} (test "
+          f"{measured['tragedies_test']:.4f}) before fine-tuning")
+    written.append(save_base(args.out, model, config, corpus.tokenizer, measured))
+    print(f"base model: {args.out} ({args.out.stat().st_size:,} bytes)")
     return 0

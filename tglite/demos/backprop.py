@@ -27,6 +27,7 @@ import numpy as np
 
 import tinygrad_lite as tg
 from tinygrad_lite import Generator, Tensor
+from tinygrad_lite.graph import topological_order
 
 from ..files import atomic_write_text, save_figure
 from ..tour import register
@@ -249,7 +250,8 @@ class CostRow:
     t_forward: float
     t_backprop: float
     t_fd: float | None = None  # measured
-    t_fd_extrapolated: float | None = None
+    t_fd_extrapolated: float | None = None  # with the fitted exponent: k·P^b forward passes
+    t_fd_theory: float | None = None  # with the theoretical count: 2P forward passes
     fd_vs_backprop_error: float | None = None  # relative L2 difference of the two gradients
 
     @property
@@ -260,20 +262,39 @@ class CostRow:
 @dataclass
 class CostResult:
     rows: list[CostRow]
-    backprop_constant: float  # one full gradient ≈ this many forward passes
+    backprop_constant: float  # one full gradient ≈ this many forward passes (the median over all sizes)
     backprop_slope: float  # log-log slope of (backprop / forward) against P: ≈ 0
     fd_coef: float  # finite differences ≈ fd_coef · P^fd_slope forward passes
     fd_slope: float  # ≈ 1
     fd_stopped_at: int | None  # the first P whose finite differences did not fit the budget
     fd_stop_estimate_s: float | None
-    extrapolated: list[tuple[int, float]]  # (P, finite differences / backprop), from the fits
-    week_equivalent_s: float  # a week of backprop training, with finite differences, at the last P
+    extrapolated: list[tuple[int, float]]  # (P, finite differences / backprop) with the fitted exponent
+    week_equivalent_s: float  # a week of backprop training, with finite differences, at the last P (fitted)
     table: str
     plot: Path | None = None
     gpt: GPTCost | None = None
+    # Beyond the measured sizes, backprop costs what it cost at the largest ones: the median of
+    # backprop/forward over the LARGE_SIZES largest P (at small P, per-op overhead inflates it).
+    backprop_large: float = math.nan
+    extrapolated_theory: list[tuple[int, float]] = field(default_factory=list)  # (P, ratio) with 2P forward passes
+    week_equivalent_theory_s: float = math.nan
 
-    def fd_over_backprop(self, P: float) -> float:
-        return self.fd_coef * P**self.fd_slope / self.backprop_constant
+    def fd_over_backprop(self, P: float, exponent: str = "fitted") -> float:
+        """Finite differences / backprop at P, extrapolated: k·P^b (fitted) or 2P (theory) forward
+        passes, over `backprop_large` forward passes (the backprop constant when that is not set)."""
+        if exponent not in ("fitted", "theory"):
+            raise ValueError(f"fd_over_backprop: exponent must be 'fitted' or 'theory', got {exponent!r}")
+        passes = self.fd_coef * P**self.fd_slope if exponent == "fitted" else 2.0 * P
+        backprop = self.backprop_large if math.isfinite(self.backprop_large) else self.backprop_constant
+        return passes / backprop
+
+    def band(self, P: float) -> tuple[float, float]:
+        """(low, high) of the two extrapolations of finite differences / backprop at P."""
+        a, b = self.fd_over_backprop(P, "fitted"), self.fd_over_backprop(P, "theory")
+        return min(a, b), max(a, b)
+
+
+LARGE_SIZES = 3  # how many of the largest P give the backprop constant used beyond the measurements
 
 
 @dataclass
@@ -403,41 +424,61 @@ def cost_demo(settings: BackpropDemoSettings, out_dir: Path | None = None, say: 
     bp_ratios = [r.t_backprop / r.t_forward for r in rows]
     _, bp_slope = _loglog_fit([r.params for r in rows], bp_ratios)
     c = float(np.median(bp_ratios))
+    largest = sorted(rows, key=lambda r: r.params)[-LARGE_SIZES:]
+    c_large = float(np.median([r.t_backprop / r.t_forward for r in largest]))
     for r in rows:
-        if not r.fd_measured:
+        if not r.fd_measured:  # forward and backprop were measured at this P: only the pass count is a model
             r.t_fd_extrapolated = fd_coef * r.params**fd_slope * r.t_forward
-    result = CostResult(rows, c, bp_slope, fd_coef, fd_slope, stopped_at, stop_estimate, [], 0.0, "")
-    result.extrapolated = [(P, result.fd_over_backprop(P)) for P in s.extrapolate_to]
-    last_P, last_ratio = result.extrapolated[-1] if result.extrapolated else (rows[-1].params, 0.0)
-    result.week_equivalent_s = s.training_time_s * last_ratio
+            r.t_fd_theory = 2.0 * r.params * r.t_forward
+    result = CostResult(rows, c, bp_slope, fd_coef, fd_slope, stopped_at, stop_estimate, [], 0.0, "",
+                        backprop_large=c_large)
+    result.extrapolated = [(P, result.fd_over_backprop(P, "fitted")) for P in s.extrapolate_to]
+    result.extrapolated_theory = [(P, result.fd_over_backprop(P, "theory")) for P in s.extrapolate_to]
+    last_P = s.extrapolate_to[-1] if s.extrapolate_to else rows[-1].params
+    low, high = result.band(last_P)
+    result.week_equivalent_s = s.training_time_s * result.fd_over_backprop(last_P, "fitted")
+    result.week_equivalent_theory_s = s.training_time_s * result.fd_over_backprop(last_P, "theory")
+
+    def band(a: float, b: float, fmt: Callable[[float], str]) -> str:
+        lo, hi = sorted((a, b))
+        return f"{fmt(lo)}–{fmt(hi)} *"
+
+    def seconds(t: float) -> str:
+        return _fmt_time(t) if t < 60 else _fmt_duration(t)
 
     header = ["P", "forward", "backprop", "backprop/fwd", "finite diff.", "FD/backprop", "FD", "|g_FD-g_BP|/|g_BP|"]
     body = []
     for r in rows:
-        t_fd = r.t_fd if r.fd_measured else r.t_fd_extrapolated
-        star = "" if r.fd_measured else " *"
+        if r.fd_measured:
+            t_fd, ratio = _fmt_time(r.t_fd), _sig(r.t_fd / r.t_backprop)
+        else:
+            t_fd = band(r.t_fd_extrapolated, r.t_fd_theory, seconds)
+            ratio = band(r.t_fd_extrapolated / r.t_backprop, r.t_fd_theory / r.t_backprop, _sig)
         body.append([f"{r.params:,}", _fmt_time(r.t_forward), _fmt_time(r.t_backprop),
-                     f"{r.t_backprop / r.t_forward:.2f}", _fmt_time(t_fd) + star, _sig(t_fd / r.t_backprop) + star,
+                     f"{r.t_backprop / r.t_forward:.2f}", t_fd, ratio,
                      "measured" if r.fd_measured else "extrapolated",
                      f"{r.fd_vs_backprop_error:.1e}" if r.fd_vs_backprop_error is not None else "-"])
-    for P, ratio in result.extrapolated:
-        body.append([f"{P:,}", "-", "-", f"{c:.2f} *", "-", f"{_sig(ratio)} *", "extrapolated", "-"])
+    for P in s.extrapolate_to:
+        body.append([f"{P:,}", "-", "-", f"{c_large:.2f} *", "-", band(*result.band(P), _sig), "extrapolated", "-"])
     result.table = _table(header, body)
     say("")
     say(result.table)
-    say("   * extrapolated from the fits below; every other number was measured in this run.")
+    say("   * extrapolated: a range from two models of finite differences, the fitted k·P^b forward passes and "
+        "the theoretical 2P;")
+    say("     every number without * was measured in this run.")
     say(f"   fit, finite differences: {fd_coef:.3g} · P^{fd_slope:.3f} forward passes "
         f"(theory: 2·P^1), from {len(measured)} measured sizes")
-    say(f"   fit, backprop: {c:.2f} forward passes, the median over all sizes "
-        f"(log-log slope {bp_slope:+.3f}: it does not grow with P)")
+    say(f"   fit, backprop: {c:.2f} forward passes, the median over all sizes (log-log slope {bp_slope:+.3f}); "
+        f"{c_large:.2f} over the {len(largest)} largest sizes, used beyond them")
     if stopped_at is not None:
         say(f"   finite differences stopped after P = {measured[-1].params:,} (budget {s.fd_budget_s:g} s): "
             f"P = {stopped_at:,} would need about {_fmt_duration(stop_estimate)}")
     else:
         say(f"   finite differences were measured at every size within the {s.fd_budget_s:g} s budget")
-    say(f"   extrapolated to P = {last_P:,}: finite differences cost {_sig(last_ratio)}× backprop, so "
-        f"a week of backprop training would take {_fmt_duration(result.week_equivalent_s)} "
-        f"with finite differences (the textbook framing: \"a week instead of 200,000 years\")")
+    say(f"   extrapolated to P = {last_P:,}: finite differences cost {_sig(low)}–{_sig(high)}× backprop, so "
+        f"a week of backprop training would take {_fmt_duration(s.training_time_s * low)} to "
+        f"{_fmt_duration(s.training_time_s * high)} with finite differences "
+        f"(the textbook framing: \"a week instead of 200,000 years\")")
     result.gpt = gpt_cost(s, say)
     if out_dir is not None:
         result.plot = _plot_cost(result, out_dir / "backprop_cost.png")
@@ -448,25 +489,32 @@ def cost_demo(settings: BackpropDemoSettings, out_dir: Path | None = None, say: 
 def _plot_cost(r: CostResult, path: Path) -> Path:
     from ..extras import new_figure
 
-    fig = new_figure(11, 4.5)
-    ax, ax2 = fig.subplots(1, 2)
+    fig = new_figure(16, 4.8)
+    ax, ax2, ax3 = fig.subplots(1, 3)
     P = np.array([row.params for row in r.rows], float)
-    ax.loglog(P, [row.t_forward for row in r.rows], "o-", color="gray", label="one forward pass")
-    ax.loglog(P, [row.t_backprop for row in r.rows], "s-", color="C0", label="backprop (forward + backward)")
     m = [row for row in r.rows if row.fd_measured]
     e = [row for row in r.rows if not row.fd_measured]
+    ax.loglog(P, [row.t_forward for row in r.rows], "o-", color="gray", label="one forward pass (measured)")
+    ax.loglog(P, [row.t_backprop for row in r.rows], "s-", color="C0", label="backprop, forward + backward (measured)")
     ax.loglog([row.params for row in m], [row.t_fd for row in m], "^-", color="C3",
               label="finite differences (measured)")
     if e:
-        ax.loglog([m[-1].params] + [row.params for row in e] if m else [row.params for row in e],
-                  ([m[-1].t_fd] if m else []) + [row.t_fd_extrapolated for row in e], "^--", color="C3",
-                  mfc="none", label="finite differences (extrapolated)")
+        # Forward passes were timed at these P too: only the number of them is a model, k·P^b or 2P.
+        xs = ([m[-1].params] if m else []) + [row.params for row in e]
+        fit = ([m[-1].t_fd] if m else []) + [row.t_fd_extrapolated for row in e]
+        theory = ([m[-1].t_fd] if m else []) + [2.0 * row.params * row.t_forward if row.t_fd_theory is None
+                                                 else row.t_fd_theory for row in e]
+        ax.loglog(xs, fit, "^--", color="C3", mfc="none", label="finite differences, extrapolated: fitted k·P^b passes")
+        ax.loglog(xs, theory, "v:", color="C3", mfc="none", label="finite differences, extrapolated: 2P passes")
+        ax.fill_between(xs, fit, theory, color="C3", alpha=0.15, lw=0, label="between the two extrapolations")
     ax.set_xlabel("parameters P (count)")
     ax.set_ylabel("seconds for one full gradient (s)")
     ax.set_title("Cost of one gradient")
-    Pe = np.logspace(math.log10(P.min()), math.log10(max(P.max(), *(p for p, _ in r.extrapolated))), 50)
+    P_max = max(P.max(), *(p for p, _ in r.extrapolated)) if r.extrapolated else P.max()
+    Pe = np.logspace(math.log10(P.min()), math.log10(P_max), 50)
     ax2.loglog(Pe, r.fd_coef * Pe**r.fd_slope, "--", color="C3",
                label=f"finite differences, fit: {r.fd_coef:.2g}·P^{r.fd_slope:.2f}")
+    ax2.loglog(Pe, 2.0 * Pe, ":", color="C3", label="finite differences, theory: 2·P")
     ax2.loglog([row.params for row in m], [row.t_fd / row.t_forward for row in m], "^", color="C3",
                label="finite differences (measured)")
     ax2.loglog(Pe, np.full_like(Pe, r.backprop_constant), "--", color="C0",
@@ -475,22 +523,80 @@ def _plot_cost(r: CostResult, path: Path) -> Path:
                label="backprop (measured)")
     ax2.set_xlabel("parameters P (count)")
     ax2.set_ylabel("cost (forward passes)")
-    ax2.set_title("Measured (markers) and fitted (dashed)")
-    # Where the finite-difference measurements stop, everything to the right is the fit's prediction.
+    ax2.set_title("Measured (markers), fitted and theoretical (lines)")
+    # The headline ratio: measured where finite differences ran, then the band of the two extrapolations.
+    ax3.loglog([row.params for row in m], [row.t_fd / row.t_backprop for row in m], "^-", color="C3",
+               label="finite differences / backprop (measured)")
+    if m:
+        Pb = np.logspace(math.log10(m[-1].params), math.log10(P_max), 40)
+        lo_hi = np.array([r.band(x) for x in Pb])
+        ax3.fill_between(Pb, lo_hi[:, 0], lo_hi[:, 1], color="C3", alpha=0.2, lw=0,
+                         label=f"extrapolated band: k·P^b or 2P passes over {r.backprop_large:.2f} (backprop)"
+                         if math.isfinite(r.backprop_large) else "extrapolated band: k·P^b or 2P forward passes")
+        ax3.loglog(Pb, [r.fd_over_backprop(x, "fitted") for x in Pb], "--", color="C3", lw=1,
+                   label="fitted exponent")
+        ax3.loglog(Pb, [r.fd_over_backprop(x, "theory") for x in Pb], ":", color="C3", lw=1,
+                   label="theoretical 2P")
+    ax3.set_xlabel("parameters P (count)")
+    ax3.set_ylabel("finite differences / backprop (times slower)")
+    ax3.set_title("How many times slower finite differences are")
+    # Where the finite-difference measurements stop, everything to the right is a model's prediction.
     if m:
         last = m[-1].params
-        for a, right in ((ax, P.max()), (ax2, max(P.max(), Pe.max()))):  # each panel's own x range
+        for a, right in ((ax, P.max()), (ax2, max(P.max(), Pe.max())), (ax3, P_max)):  # each panel's x range
             a.axvline(last, color="k", ls=":", lw=1, label=f"last measured finite differences (P = {last:,})")
             if right > last:
                 a.axvspan(last, right, color="gray", alpha=0.12, lw=0,
                           label="finite differences: extrapolated, not measured")
-    for a in (ax, ax2):
+    for a in (ax, ax2, ax3):
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=7)
     return save_figure(fig, path)
 
 
 # -------------------------------------------------------------------- 2. accuracy
+FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
+
+def _check_scheme(scheme: str, where: str) -> None:
+    if scheme not in ("central", "forward"):
+        raise ValueError(f"{where}: scheme must be 'central' or 'forward', got {scheme!r}")
+
+
+def fd_error_model(h: Any, f: Any, derivative: Any, eps: float = FLOAT64_EPS, scheme: str = "central") -> Any:
+    """The error bound of a finite difference with step h, truncation plus round-off:
+
+        central  (f(x+h) - f(x-h)) / 2h:   E(h) = h²·|f'''|/6 + eps·|f|/h
+        forward  (f(x+h) - f(x)) / h:      E(h) = h·|f''|/2  + 2·eps·|f|/h
+
+    `derivative` is f''' (central) or f'' (forward) near x; each evaluation of f is taken to be off by
+    up to eps·|f| (Nocedal & Wright, Numerical Optimization, 2nd ed., 2006, §8.1). Arrays broadcast."""
+    _check_scheme(scheme, "fd_error_model")
+    h, f, d = np.asarray(h, float), np.abs(np.asarray(f, float)), np.abs(np.asarray(derivative, float))
+    if np.any(h <= 0):
+        raise ValueError("fd_error_model: every step h must be positive")
+    out = h**2 * d / 6 + eps * f / h if scheme == "central" else h * d / 2 + 2 * eps * f / h
+    return float(out) if out.ndim == 0 else out
+
+
+def optimal_step(f: Any, derivative: Any, eps: float = FLOAT64_EPS, scheme: str = "central") -> Any:
+    """The step h that minimizes `fd_error_model` (set dE/dh = 0):
+
+        central:  h* = (3·eps·|f| / |f'''|)^(1/3)
+        forward:  h* = 2·sqrt(eps·|f| / |f''|)      (Nocedal & Wright, 2006, §8.1)
+
+    `derivative` is f''' for central differences and f'' for forward ones. With |f| ≈ |f'''| the
+    central step is about eps^(1/3) (6e-6 in float64), the rule of thumb the accuracy plot marks.
+    A zero derivative means no truncation error: the best step is then infinite. Arrays broadcast."""
+    _check_scheme(scheme, "optimal_step")
+    if not eps > 0:
+        raise ValueError(f"optimal_step: eps must be positive (the machine epsilon of the dtype), got {eps}")
+    f, d = np.abs(np.asarray(f, float)), np.abs(np.asarray(derivative, float))
+    with np.errstate(divide="ignore"):
+        h = np.cbrt(3 * eps * f / d) if scheme == "central" else 2 * np.sqrt(eps * f / d)
+    return float(h) if h.ndim == 0 else h
+
+
 @dataclass
 class AccuracyCase:
     dtype: str
@@ -595,7 +701,7 @@ def jacobian_demo(settings: BackpropDemoSettings, out_dir: Path | None = None, s
         x = Tensor(gen.normal((n,), np.dtype("float64")), dtype="float64")
 
         def f(x: Any, A: Tensor = A, a: Tensor = a, B: Tensor = B) -> Any:
-            return (x @ A + a).tanh() @ B  # the same code runs on Tensors (rev) and Duals (fwd)
+            return (x @ A + a).tanh() @ B  # the same code for both modes (fwd: its Tensors carry tangents)
 
         J_fwd = tg.jacobian(f, x, mode="fwd").numpy()
         J_rev = tg.jacobian(f, x, mode="rev").numpy()
@@ -663,25 +769,15 @@ class WorkedExampleResult:
     path_counts: list[tuple[int, int, int]]  # (depth, paths from output to input, edges reverse mode visits)
     dot: str
     dot_file: Path | None = None
+    graph_file: Path | None = None  # the graph as a picture (PNG, drawn by tinygrad_lite.plot_graph)
+    graph: Tensor | None = None  # e, its graph kept alive with every gradient: tg.plot_graph(graph) draws it
 
 
 def _graph_edges(root: Tensor) -> tuple[list[Tensor], dict[int, list[tuple[Tensor, float]]]]:
     """Nodes in topological order, and for each node its (parent, ∂node/∂parent) edges. The local
     derivative of a scalar op comes from its own backward rule applied to an upstream gradient of 1."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:  # iterative depth-first search; a node is appended after all of its parents
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t._ctx is not None:
-            stack.extend((p, False) for p in t._ctx.parents if p.requires_grad)
+    # every tensor after all of its parents (an iterative depth-first search, the one the pictures use)
+    order = topological_order(root, lambda t: [p for p in t._ctx.parents if p.requires_grad] if t._ctx else [])
     edges: dict[int, list[tuple[Tensor, float]]] = {}
     with tg.no_grad():
         for t in order:
@@ -766,6 +862,7 @@ def worked_example_demo(settings: BackpropDemoSettings, out_dir: Path | None = N
 
     c.retain_grad()  # keep the intermediate adjoints too, to show them in the graph
     d.retain_grad()
+    e.retain_grad()  # and the output's own gradient, de/de = 1
     e.backward(retain_graph=True)  # retain_graph: the graph is drawn after backward
     backprop = {"a": a.grad.item(), "b": b.grad.item()}
     h = 1e-6
@@ -786,10 +883,13 @@ def worked_example_demo(settings: BackpropDemoSettings, out_dir: Path | None = N
         "the reverse pass visits each edge once")
     say(_table(["layers", "paths (sum over paths)", "edges (reverse pass)"],
                [[str(k), f"{p:,}", f"{n:,}"] for k, p, n in counts]))
-    result = WorkedExampleResult(e.item(), paths, totals, steps, backprop, numerical, counts, dot)
+    result = WorkedExampleResult(e.item(), paths, totals, steps, backprop, numerical, counts, dot, graph=e)
     if out_dir is not None:
+        figure = tg.plot_graph(e, show_values=True, title=f"e = (a + b)(b + 1) at a = {s.a:g}, b = {s.b:g}: "
+                                                          "values and gradients after backward")
+        result.graph_file = save_figure(figure, out_dir / "backprop_worked_example.png")
         result.dot_file = atomic_write_text(out_dir / "backprop_worked_example.dot", dot + "\n")
-        say(f"   graph (DOT): {result.dot_file}  (render: dot -Tpng {result.dot_file.name} -o graph.png)")
+        say(f"   graph: {result.graph_file} (picture); {result.dot_file.name} (the same graph as Graphviz DOT text)")
     return result
 
 
@@ -841,9 +941,12 @@ def run_backprop_demo(settings: BackpropDemoSettings | None = None, out_dir: Pat
 
 def summary(result: BackpropDemoResult) -> str:
     c = result.cost
-    last_P, last_ratio = c.extrapolated[-1] if c.extrapolated else (0, math.nan)
+    if not c.extrapolated:
+        return f"backprop = {c.backprop_constant:.2f} forward passes; finite differences ~ P^{c.fd_slope:.2f}"
+    last_P = c.extrapolated[-1][0]
+    low, high = c.band(last_P)
     return (f"backprop = {c.backprop_constant:.2f} forward passes; finite differences ~ P^{c.fd_slope:.2f}, "
-            f"{_sig(last_ratio, 2)}x backprop at P = {last_P:,}")
+            f"{_sig(low, 2)}–{_sig(high, 2)}x backprop at P = {last_P:,}")
 
 
 @register("backprop-vs-numerical")
@@ -853,4 +956,5 @@ def backprop_step(out_dir: Path, quick: bool) -> str:
 
 
 __all__ = ["BackpropDemoSettings", "BackpropDemoResult", "run_backprop_demo", "cost_demo", "gpt_cost", "accuracy_demo",
-           "jacobian_demo", "worked_example_demo", "fd_gradient", "backprop_gradient", "make_mlp", "summary"]
+           "jacobian_demo", "worked_example_demo", "fd_gradient", "backprop_gradient", "make_mlp", "summary",
+           "optimal_step", "fd_error_model"]

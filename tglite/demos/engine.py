@@ -11,8 +11,6 @@ purpose: it shows everything a layer library will later hide.
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ import tinygrad_lite as tg
 from tinygrad_lite import Function, Generator, Tensor
 from tinygrad_lite import functional as F
 
-from ..files import atomic_write_bytes, atomic_write_text, save_figure
+from ..files import atomic_write_text, save_figure
 from ..tour import register
 
 Params = list[tuple[str, Tensor]]
@@ -39,6 +37,7 @@ class WorkedExample:
     backprop: dict[str, float]
     numerical: dict[str, float]
     dot: str
+    graph: Tensor  # e, its graph kept alive (retain_graph) with every gradient: tg.plot_graph(graph) draws it
 
 
 def worked_example(a_value: float = 2.0, b_value: float = 1.0) -> WorkedExample:
@@ -52,6 +51,7 @@ def worked_example(a_value: float = 2.0, b_value: float = 1.0) -> WorkedExample:
         t.name = name
     c.retain_grad()  # keep the gradients of the intermediate results too, to show them in the graph
     d.retain_grad()
+    e.retain_grad()  # and the output's own gradient, de/de = 1
     # retain_graph keeps the graph alive after backward so we can still draw it, with its grads.
     e.backward(retain_graph=True)
     dot = tg.draw_graph(e, show_values=True)
@@ -68,20 +68,8 @@ def worked_example(a_value: float = 2.0, b_value: float = 1.0) -> WorkedExample:
         backprop={"a": a.grad.item(), "b": b.grad.item()},
         numerical={"a": float(da), "b": float(db)},
         dot=dot,
+        graph=e,
     )
-
-
-def _render_dot(dot: str, png: Path) -> bool:
-    """Render DOT text to PNG with Graphviz's `dot` program, if it is installed."""
-    exe = shutil.which("dot")
-    if exe is None:
-        return False
-    try:
-        done = subprocess.run([exe, "-Tpng"], input=dot.encode(), capture_output=True, timeout=30, check=True)
-    except (subprocess.SubprocessError, OSError):
-        return False
-    atomic_write_bytes(png, done.stdout)
-    return True
 
 
 @register("worked-example")
@@ -95,10 +83,11 @@ def worked_example_step(out_dir: Path, quick: bool) -> str:
             "b": f"de/db = d + c = {v['d'] + v['c']:g}  (b feeds c and d: the two paths add up)"}
     for k in ("a", "b"):
         print(f"de/d{k:<4}{ex.backprop[k]:12.6f}{ex.numerical[k]:15.6f}   {hand[k]}")
+    # The picture needs matplotlib only (no Graphviz); the DOT text is kept for Graphviz users.
+    figure = tg.plot_graph(ex.graph, show_values=True, title="e = (a + b)(b + 1): values and gradients after backward")
+    png_path = save_figure(figure, out_dir / "worked_example.png")
     dot_path = atomic_write_text(out_dir / "worked_example.dot", ex.dot + "\n")
-    rendered = _render_dot(ex.dot, dot_path.with_suffix(".png"))
-    print(f"graph saved as {dot_path}"
-          + (" (and .png)" if rendered else f"; render it with: dot -Tpng {dot_path.name} -o worked_example.png"))
+    print(f"graph saved as {png_path} (picture) and {dot_path.name} (Graphviz DOT text)")
     agree = all(math.isclose(ex.backprop[k], ex.numerical[k], rel_tol=1e-6) for k in "ab")
     if not agree:
         raise AssertionError(f"backprop {ex.backprop} disagrees with finite differences {ex.numerical}")

@@ -21,6 +21,7 @@ from ..tour import register
 @register("lora-finetune")
 def lora_step(out_dir: Path, quick: bool) -> str:
     import lora
+    import tinygrad_lite as tg
     from lora import experiments as E
 
     steps = {"pretrain_steps": "60", "finetune_steps": "20", "eval_iters": "4"} if quick else \
@@ -34,9 +35,10 @@ def lora_step(out_dir: Path, quick: bool) -> str:
     targets = config.targets if config.targets == "all-linear" else config.targets.split(",")  # names -> a list
     lora.apply_lora(model, targets, r=8, alpha=config.alpha)
     rng = np.random.default_rng(0)
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            p.data[...] = rng.normal(0, 0.05, p.shape)
+    with tg.no_grad():
+        for _, p in model.named_parameters():
+            if p.requires_grad:
+                p.copy_(rng.normal(0, 0.05, p.shape))
     idx = rng.integers(0, model.config.vocab_size, (2, config.block_size))
     before = model(idx)[0].numpy()
     lora.merge(model)

@@ -10,7 +10,7 @@ import operator
 from typing import Any
 
 from ..backend import get_backend
-from ..function import Function
+from ..function import Function, tangent_sum
 from ..tensor import Tensor
 from .broadcast import unbroadcast
 
@@ -38,6 +38,9 @@ class Add(Function):
         return (unbroadcast(g, x.shape) if x.requires_grad else None,
                 unbroadcast(g, y.shape) if y.requires_grad else None)
 
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        return tangent_sum(dx, dy)
+
 
 class Sub(Function):
     def forward(self, x: Tensor, y: Tensor) -> Any:
@@ -47,6 +50,9 @@ class Sub(Function):
         x, y = self.parents
         return (unbroadcast(g, x.shape) if x.requires_grad else None,
                 unbroadcast(-g, y.shape) if y.requires_grad else None)
+
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        return tangent_sum(dx, None if dy is None else -dy)
 
 
 class Mul(Function):
@@ -60,6 +66,10 @@ class Mul(Function):
         gy = unbroadcast(g * x, y.shape) if y.requires_grad else None
         return gx, gy
 
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        x, y = self.inputs
+        return tangent_sum(None if dx is None else dx * y.data, None if dy is None else x.data * dy)
+
 
 class Div(Function):
     def forward(self, x: Tensor, y: Tensor) -> Any:
@@ -71,6 +81,10 @@ class Div(Function):
         gx = unbroadcast(g / y, x.shape) if x.requires_grad else None
         gy = unbroadcast(-g * x / (y * y), y.shape) if y.requires_grad else None  # d(x/y)/dy = -x/y²
         return gx, gy
+
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        y = self.inputs[1].data  # d(x/y) = dx/y - (x/y)·dy/y
+        return tangent_sum(None if dx is None else dx / y, None if dy is None else -dy * self.result / y)
 
 
 class Pow(Function):
@@ -87,6 +101,11 @@ class Pow(Function):
         gx = unbroadcast(g * y * x ** (y - 1.0), x.shape) if x.requires_grad else None
         gy = unbroadcast(g * self.output * x.log(), y.shape) if y.requires_grad else None
         return gx, gy
+
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        x, y = self.inputs[0].data, self.inputs[1].data  # d(x^y) = y·x^(y-1)·dx + x^y·log(x)·dy
+        return tangent_sum(None if dx is None else dx * y * x ** (y - 1.0),
+                           None if dy is None else dy * self.result * self.inputs[0].xp.log(x))
 
 
 class PowScalar(Function):
@@ -105,6 +124,12 @@ class PowScalar(Function):
             return g * x * 2.0
         return g * (x ** (self.p - 1)) * float(self.p)
 
+    def jvp(self, dx: Any) -> Any:
+        if self.p == 0:  # the constant 1 (the same guard as backward)
+            return None
+        x = self.inputs[0].data
+        return dx * x * 2.0 if self.p == 2 else dx * (x ** (self.p - 1)) * float(self.p)
+
 
 class Maximum(Function):
     """Where x == y the gradient is split evenly: the average of the two one-sided slopes."""
@@ -118,6 +143,11 @@ class Maximum(Function):
         share_x = _const(x, ((x.data > y.data) + 0.5 * (x.data == y.data)).astype(g.dtype))
         return unbroadcast(g * share_x, x.shape), unbroadcast(g * (1.0 - share_x), y.shape)
 
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        x, y = self.inputs[0].data, self.inputs[1].data  # the chosen operand's tangent; ties: the average
+        share_x = ((x > y) + 0.5 * (x == y)).astype(self.result.dtype)
+        return tangent_sum(None if dx is None else dx * share_x, None if dy is None else dy * (1.0 - share_x))
+
 
 class Minimum(Function):
     def forward(self, x: Tensor, y: Tensor) -> Any:
@@ -128,6 +158,11 @@ class Minimum(Function):
         x, y = self.saved_tensors
         share_x = _const(x, ((x.data < y.data) + 0.5 * (x.data == y.data)).astype(g.dtype))
         return unbroadcast(g * share_x, x.shape), unbroadcast(g * (1.0 - share_x), y.shape)
+
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        x, y = self.inputs[0].data, self.inputs[1].data
+        share_x = ((x < y) + 0.5 * (x == y)).astype(self.result.dtype)
+        return tangent_sum(None if dx is None else dx * share_x, None if dy is None else dy * (1.0 - share_x))
 
 
 class Where(Function):
@@ -148,6 +183,9 @@ class Where(Function):
         gy = g * _const(g, ~self.cond)
         return unbroadcast(gx, self.shapes[0]), unbroadcast(gy, self.shapes[1])
 
+    def jvp(self, dx: Any, dy: Any) -> Any:
+        return self.inputs[0].xp.where(self.cond, 0 if dx is None else dx, 0 if dy is None else dy)
+
 
 def where(cond: Any, x: Any, y: Any) -> Tensor:
     """Elementwise `x if cond else y`, differentiable in x and y."""
@@ -167,6 +205,9 @@ class Neg(Function):
     def backward(self, g: Tensor) -> Tensor:
         return -g
 
+    def jvp(self, dx: Any) -> Any:
+        return -dx
+
 
 class Exp(Function):
     saves_output = True
@@ -177,6 +218,9 @@ class Exp(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g * self.output  # d e^x = e^x
 
+    def jvp(self, dx: Any) -> Any:
+        return dx * self.result
+
 
 class Log(Function):
     def forward(self, x: Tensor) -> Any:
@@ -186,15 +230,33 @@ class Log(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g / self.saved_tensors[0]
 
+    def jvp(self, dx: Any) -> Any:
+        return dx / self.inputs[0].data
+
 
 class Sqrt(Function):
+    """sqrt(x); d/dx = 1 / (2 sqrt(x)), infinite at 0. `zero_at_zero=True` takes 0 there instead (a
+    subgradient): what std and norms use, so that a constant row or a zero vector gets gradient 0,
+    as in PyTorch, not 0·∞ = NaN."""
+
     saves_output = True
 
-    def forward(self, x: Tensor) -> Any:
+    def forward(self, x: Tensor, zero_at_zero: bool = False) -> Any:
+        self.zero_at_zero = zero_at_zero
         return x.xp.sqrt(x.data)
 
     def backward(self, g: Tensor) -> Tensor:
-        return g / (self.output * 2.0)  # d sqrt(x) = 1 / (2 sqrt(x))
+        if not self.zero_at_zero:
+            return g / (self.output * 2.0)  # d sqrt(x) = 1 / (2 sqrt(x))
+        zero = _const(g, (self.output.data == 0).astype(g.dtype))  # 1 where sqrt(x) = 0
+        return g * (1.0 - zero) / (self.output * 2.0 + zero)  # the same, and 0 where x = 0
+
+    def jvp(self, dx: Any) -> Any:
+        y = self.result
+        if not self.zero_at_zero:
+            return dx / (2.0 * y)
+        zero = (y == 0).astype(y.dtype)
+        return dx * (1.0 - zero) / (2.0 * y + zero)
 
 
 class Abs(Function):
@@ -205,6 +267,9 @@ class Abs(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g * self.saved_tensors[0].sign()
 
+    def jvp(self, dx: Any) -> Any:
+        return dx * self.inputs[0].xp.sign(self.inputs[0].data)
+
 
 class Sin(Function):
     def forward(self, x: Tensor) -> Any:
@@ -213,6 +278,9 @@ class Sin(Function):
 
     def backward(self, g: Tensor) -> Tensor:
         return SinGrad.apply(g, self.saved_tensors[0])  # g·cos(x) in one op
+
+    def jvp(self, dx: Any) -> Any:
+        return dx * self.inputs[0].xp.cos(self.inputs[0].data)
 
 
 class SinGrad(Function):
@@ -227,6 +295,11 @@ class SinGrad(Function):
         g, x = self.saved_tensors
         return h * x.cos(), -(h * g * x.sin())
 
+    def jvp(self, dg: Any, dx: Any) -> Any:
+        g, x = self.inputs[0].data, self.inputs[1].data
+        xp = self.inputs[0].xp
+        return tangent_sum(None if dg is None else dg * xp.cos(x), None if dx is None else -g * xp.sin(x) * dx)
+
 
 class Cos(Function):
     def forward(self, x: Tensor) -> Any:
@@ -235,6 +308,9 @@ class Cos(Function):
 
     def backward(self, g: Tensor) -> Tensor:
         return CosGrad.apply(g, self.saved_tensors[0])  # -g·sin(x) in one op
+
+    def jvp(self, dx: Any) -> Any:
+        return -dx * self.inputs[0].xp.sin(self.inputs[0].data)
 
 
 class CosGrad(Function):
@@ -248,6 +324,11 @@ class CosGrad(Function):
         g, x = self.saved_tensors
         return -(h * x.sin()), -(h * g * x.cos())
 
+    def jvp(self, dg: Any, dx: Any) -> Any:
+        g, x = self.inputs[0].data, self.inputs[1].data
+        xp = self.inputs[0].xp
+        return tangent_sum(None if dg is None else -dg * xp.sin(x), None if dx is None else -g * xp.cos(x) * dx)
+
 
 class Tanh(Function):
     saves_output = True
@@ -257,6 +338,9 @@ class Tanh(Function):
 
     def backward(self, g: Tensor) -> Tensor:
         return TanhGrad.apply(g, self.output)  # g·(1 - t²) in one op
+
+    def jvp(self, dx: Any) -> Any:
+        return dx * (1.0 - self.result * self.result)
 
 
 class TanhGrad(Function):
@@ -275,6 +359,10 @@ class TanhGrad(Function):
         g, t = self.saved_tensors
         return h * (1.0 - t * t), h * g * t * -2.0
 
+    def jvp(self, dg: Any, dt: Any) -> Any:
+        g, t = self.inputs[0].data, self.inputs[1].data
+        return tangent_sum(None if dg is None else dg * (1.0 - t * t), None if dt is None else -2.0 * g * t * dt)
+
 
 def stable_sigmoid(xp: Any, x: Any) -> Any:
     """1/(1+e^-x) without overflow: exp is only ever taken of -|x| <= 0."""
@@ -291,6 +379,9 @@ class Sigmoid(Function):
     def backward(self, g: Tensor) -> Tensor:
         return SigmoidGrad.apply(g, self.output)  # g·s·(1 - s) in one op
 
+    def jvp(self, dx: Any) -> Any:
+        return dx * self.result * (1.0 - self.result)
+
 
 class SigmoidGrad(Function):
     """sigmoid's backward, g·s·(1 - s), as a single op (see TanhGrad):
@@ -305,6 +396,10 @@ class SigmoidGrad(Function):
         g, s = self.saved_tensors
         return h * s * (1.0 - s), h * g * (1.0 - s * 2.0)
 
+    def jvp(self, dg: Any, ds: Any) -> Any:
+        g, s = self.inputs[0].data, self.inputs[1].data
+        return tangent_sum(None if dg is None else dg * s * (1.0 - s), None if ds is None else g * (1.0 - 2.0 * s) * ds)
+
 
 class Softplus(Function):
     """log(1 + e^x), computed as logaddexp(0, x) so it never overflows; derivative sigmoid(x)."""
@@ -316,6 +411,9 @@ class Softplus(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g * self.saved_tensors[0].sigmoid()
 
+    def jvp(self, dx: Any) -> Any:
+        return dx * stable_sigmoid(self.inputs[0].xp, self.inputs[0].data)
+
 
 class LogSigmoid(Function):
     """log(sigmoid(x)) = -softplus(-x); derivative sigmoid(-x)."""
@@ -326,6 +424,9 @@ class LogSigmoid(Function):
 
     def backward(self, g: Tensor) -> Tensor:
         return g * (-self.saved_tensors[0]).sigmoid()
+
+    def jvp(self, dx: Any) -> Any:
+        return dx * stable_sigmoid(self.inputs[0].xp, -self.inputs[0].data)
 
 
 class Relu(Function):
@@ -339,6 +440,9 @@ class Relu(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g * _const(g, self.output.data > 0)
 
+    def jvp(self, dx: Any) -> Any:
+        return dx * (self.result > 0)
+
 
 class LeakyRelu(Function):
     def forward(self, x: Tensor, slope: float) -> Any:
@@ -349,6 +453,10 @@ class LeakyRelu(Function):
     def backward(self, g: Tensor) -> Tensor:
         x = self.saved_tensors[0]
         return g * _const(g, x.xp.where(x.data > 0, 1.0, self.slope).astype(g.dtype))
+
+    def jvp(self, dx: Any) -> Any:
+        x = self.inputs[0].data
+        return dx * self.inputs[0].xp.where(x > 0, 1.0, self.slope).astype(self.result.dtype)
 
 
 class Clip(Function):
@@ -368,6 +476,15 @@ class Clip(Function):
             inside &= d <= self.hi
         return g * _const(g, inside)
 
+    def jvp(self, dx: Any) -> Any:
+        d = self.inputs[0].data
+        inside = self.inputs[0].xp.ones(d.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= d >= self.lo
+        if self.hi is not None:
+            inside &= d <= self.hi
+        return dx * inside
+
 
 class Erf(Function):
     def forward(self, x: Tensor) -> Any:
@@ -377,6 +494,10 @@ class Erf(Function):
     def backward(self, g: Tensor) -> Tensor:
         x = self.saved_tensors[0]
         return g * (-(x * x)).exp() * (2.0 / math.sqrt(math.pi))  # d erf = 2/sqrt(pi) e^(-x²)
+
+    def jvp(self, dx: Any) -> Any:
+        x = self.inputs[0].data
+        return dx * self.inputs[0].xp.exp(-(x * x)) * (2.0 / math.sqrt(math.pi))
 
 
 class Gelu(Function):
@@ -392,6 +513,12 @@ class Gelu(Function):
         cdf = ((x * (1.0 / math.sqrt(2.0))).erf() + 1.0) * 0.5
         pdf = (x * x * -0.5).exp() * (1.0 / math.sqrt(2.0 * math.pi))
         return g * (cdf + x * pdf)
+
+    def jvp(self, dx: Any) -> Any:
+        x = self.inputs[0].data
+        cdf = 0.5 * (1.0 + get_backend(self.inputs[0].device).erf(x * (1.0 / math.sqrt(2.0))))
+        pdf = self.inputs[0].xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
+        return dx * (cdf + x * pdf)
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -411,6 +538,12 @@ class GeluTanh(Function):
         du = (x * x * (3 * 0.044715) + 1.0) * _GELU_C
         return g * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * du)
 
+    def jvp(self, dx: Any) -> Any:
+        x = self.inputs[0].data
+        t = self.inputs[0].xp.tanh(_GELU_C * (x + 0.044715 * x * x * x))
+        du = (1.0 + 3 * 0.044715 * x * x) * _GELU_C
+        return dx * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+
 
 class Silu(Function):
     """x·sigmoid(x); d/dx = s + x·s·(1 - s) with s = sigmoid(x)."""
@@ -423,3 +556,8 @@ class Silu(Function):
         x = self.saved_tensors[0]
         s = x.sigmoid()
         return g * s * (x * (1.0 - s) + 1.0)
+
+    def jvp(self, dx: Any) -> Any:
+        x = self.inputs[0].data
+        s = stable_sigmoid(self.inputs[0].xp, x)
+        return dx * (s + x * s * (1.0 - s))

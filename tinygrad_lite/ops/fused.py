@@ -1,4 +1,4 @@
-"""Fused ops: several steps in one Function with a hand-derived backward on raw arrays.
+"""Fused ops: several steps in one Function with hand-derived backward and jvp rules on raw arrays.
 
 They are the fast path: one pass, no intermediate graph nodes. Their backward is not written
 with Tensor ops, so they refuse double backward (`double_backward = False`); use the composed
@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from ..backend import get_backend, kernels_for
-from ..function import Function
+from ..function import Function, tangent_sum
 from ..tensor import Tensor
 
 
@@ -68,6 +68,16 @@ class CrossEntropy(Function):
             grad *= g.data * self.scale
         return Tensor._make(grad.reshape(self.shape), False, g.device)
 
+    def jvp(self, dlogits: Any) -> Any:
+        # d(nll) = Σ_c (softmax(x)_c - q_c)·dx_c per row: backward's rows, taken along dx
+        xp, eps = self.inputs[0].xp, self.eps
+        dx = dlogits.reshape(self.logp.shape)
+        d = (xp.exp(self.logp) * dx).sum(axis=1) - (1.0 - eps) * dx[self.rows, self.y_safe]
+        if eps:
+            d -= eps * dx.mean(axis=1)  # the ε/C spread over every class
+        d = xp.where(self.keep, d, 0.0)
+        return d.reshape(self.shape[:-1]) if self.reduction == "none" else d.sum() * self.scale
+
 
 class LayerNorm(Function):
     """y = x̂·w + b over the last axis, with x̂ = (x - mean) / sqrt(var + eps) (Ba et al. 2016).
@@ -116,6 +126,14 @@ class LayerNorm(Function):
             gb = Tensor._make(gy.sum(axis=lead), False, g.device)
         return gx, gw, gb
 
+    def jvp(self, dx: Any, dw: Any, db: Any) -> Any:
+        # dy = dx̂·w + x̂·dw + db, with dx̂ = r·(dx - mean(dx) - x̂·mean(x̂·dx)) (backward's operator: symmetric)
+        xhat, dxhat = self.xhat, None
+        if dx is not None:
+            dxhat = self.rstd * (dx - dx.mean(axis=-1, keepdims=True) - xhat * (xhat * dx).mean(axis=-1, keepdims=True))
+        return tangent_sum(None if dxhat is None else dxhat * self.inputs[1].data,
+                           None if dw is None else xhat * dw, db)
+
 
 class Linear(Function):
     """y = x·Wᵀ + b with W of shape (out, in), for x of shape (..., in).
@@ -144,6 +162,10 @@ class Linear(Function):
         gb = g2.sum(axis=0) if self.parents[2].requires_grad else None
         return gx, gw, gb
 
+    def jvp(self, dx: Any, dw: Any, *db: Any) -> Any:
+        x, w = self.inputs[0].data, self.inputs[1].data  # d(x·Wᵀ + b) = dx·Wᵀ + x·dWᵀ + db
+        return tangent_sum(None if dx is None else dx @ w.T, None if dw is None else x @ dw.T, *db)
+
 
 class FusedGelu(Function):
     """GELU(x) = x·Φ(x) with Φ the standard normal CDF; d/dx = Φ(x) + x·φ(x).
@@ -165,15 +187,23 @@ class FusedGelu(Function):
         return x.data * self.cdf
 
     def backward(self, g: Tensor) -> Tensor:
-        x = self.x
-        grad = x * x  # one new array, then in place: g·(Φ(x) + x·φ(x)), φ(x) = exp(-x²/2)/√(2π)
-        grad *= -0.5
-        g.xp.exp(grad, out=grad)
-        grad *= x
-        grad *= 1.0 / math.sqrt(2.0 * math.pi)
-        grad += self.cdf
+        grad = self._slope(g.xp)
         grad *= g.data
         return Tensor._make(grad, False, g.device)
+
+    def jvp(self, dx: Any) -> Any:
+        return self._slope(self.inputs[0].xp) * dx  # d(GELU) = (Φ(x) + x·φ(x))·dx
+
+    def _slope(self, xp: Any) -> Any:
+        """Φ(x) + x·φ(x) with φ(x) = exp(-x²/2)/√(2π): one new array, then in place."""
+        x = self.x
+        slope = x * x
+        slope *= -0.5
+        xp.exp(slope, out=slope)
+        slope *= x
+        slope *= 1.0 / math.sqrt(2.0 * math.pi)
+        slope += self.cdf
+        return slope
 
 
 def _attention_forward(xp: Any, q: Any, k: Any, v: Any, scale: float, keep: Any,
@@ -219,6 +249,19 @@ def _attention_backward(xp: Any, q: Any, k: Any, v: Any, p: Any, keep: Any, scal
     return matmul(ds, k, 0), matmul(ds.swapaxes(-1, -2), q, 1), dv
 
 
+def _attention_jvp(q: Any, k: Any, v: Any, p: Any, keep: Any, scale: float, dq: Any, dk: Any, dv: Any) -> Any:
+    """The output's tangent from the tangents dq, dk, dv (None: a constant) and the forward's P:
+        dS = (dq·kᵀ + q·dkᵀ)·scale      dP = P ⊙ (dS - Σ_j P ⊙ dS)      dy = dP·v + P·dv
+    (with dropout's `keep` applied to P and dP). Hidden keys have P = 0, so their dP is 0 too."""
+    dy = None if dv is None else (p if keep is None else p * keep) @ dv
+    ds = tangent_sum(None if dq is None else dq @ k.swapaxes(-1, -2), None if dk is None else q @ dk.swapaxes(-1, -2))
+    if ds is not None:
+        ds *= q.dtype.type(scale)  # in place: ds is a new array
+        dp = p * (ds - (p * ds).sum(axis=-1, keepdims=True))
+        dy = tangent_sum(dy, (dp if keep is None else dp * keep) @ v)
+    return dy
+
+
 class CausalAttention(Function):
     """softmax(q·kᵀ·scale, masked causally) · v for q (B, H, Tq, D) and k, v (B, H, Tk, D).
 
@@ -242,6 +285,10 @@ class CausalAttention(Function):
         q, k, v = (t.data for t in self.saved_tensors)
         grads = _attention_backward(g.xp, q, k, v, self.p, self.keep, self.scale, g.data)
         return tuple(Tensor._make(a, False, g.device) for a in grads)  # type: ignore[return-value]
+
+    def jvp(self, dq: Any, dk: Any, dv: Any) -> Any:
+        q, k, v = (t.data for t in self.inputs)
+        return _attention_jvp(q, k, v, self.p, self.keep, self.scale, dq, dk, dv)
 
 
 class PackedCausalAttention(Function):
@@ -277,3 +324,11 @@ class PackedCausalAttention(Function):
         gy = g.data.reshape(b, t, h, c // h).transpose(0, 2, 1, 3)
         _attention_backward(g.xp, q, k, v, self.p, self.keep, self.scale, gy, out=(dq, dk, dv))
         return Tensor._make(grad, False, g.device)
+
+    def jvp(self, dqkv: Any) -> Any:
+        b, t, c3 = dqkv.shape  # the tangent is packed like qkv: split it the same way, merge the heads of dy
+        h, d = self.n_head, c3 // 3 // self.n_head
+        q, k, v = self.inputs[0].data.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)
+        dq, dk, dv = dqkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)
+        dy = _attention_jvp(q, k, v, self.p, self.keep, self.scale, dq, dk, dv)
+        return dy.transpose(0, 2, 1, 3).reshape(b, t, h * d)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..function import Function
+from ..function import Function, tangent_sum
 from ..tensor import Tensor
 from .broadcast import unbroadcast
 
@@ -24,6 +24,10 @@ class MatMul(Function):
         ga = unbroadcast(g @ b.transpose(-1, -2), a.shape) if a.requires_grad else None
         gb = unbroadcast(a.transpose(-1, -2) @ g, b.shape) if b.requires_grad else None
         return ga, gb
+
+    def jvp(self, da: Any, db: Any) -> Any:
+        a, b = self.inputs  # d(a @ b) = da @ b + a @ db (the product rule; batch axes broadcast as in forward)
+        return tangent_sum(None if da is None else da @ b.data, None if db is None else a.data @ db)
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ import numpy as np
 from .. import dtypes
 from ..backend import get_backend
 from ..function import Function
+from ..spelling import spelled
 from ..tensor import Tensor
 from .broadcast import unbroadcast
 from .reduce import normalize_axis
@@ -28,6 +29,9 @@ class Reshape(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g.reshape(self.in_shape)
 
+    def jvp(self, dx: Any) -> Any:
+        return dx.reshape(self.result.shape)  # a movement moves the tangent the same way
+
 
 def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     shape = tuple(int(n) for n in shape)
@@ -37,9 +41,9 @@ def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     bad = shape.count(-1) > 1 or any(n < -1 for n in shape)
     if not bad:
         if -1 in shape:
-            bad = known == 0 or x.size % known != 0
+            bad = known == 0 or x.data.size % known != 0
         else:
-            bad = known != x.size
+            bad = known != x.data.size
     if bad:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}")
     return Reshape.apply(x, shape=shape)
@@ -72,6 +76,20 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     return reshape(x, x.shape[:s] + (math.prod(x.shape[s : e + 1]),) + x.shape[e + 1 :])
 
 
+def repeat(x: Tensor, repeats: Sequence[int]) -> Tensor:
+    """PyTorch's repeat (NumPy's tile): x copied repeats[i] times along axis i; extra leading counts
+    add new axes. Built from a reshape, an expand and a reshape, so Expand's backward (a sum over the
+    copies) is its gradient: (a, b) -> (1, a, 1, b) -> (r0, a, r1, b) -> (r0·a, r1·b)."""
+    repeats = tuple(int(r) for r in repeats)
+    if len(repeats) < x.ndim or any(r < 0 for r in repeats):
+        raise ValueError(f"repeat: needs a count >= 0 for each of the {x.ndim} axes of shape {x.shape} (extra "
+                         f"leading counts add axes), got {repeats}")
+    shape = (1,) * (len(repeats) - x.ndim) + x.shape
+    spaced = [n for s in shape for n in (1, s)]
+    copies = [n for r, s in zip(repeats, shape) for n in (r, s)]
+    return reshape(broadcast_to(reshape(x, spaced), copies), [r * s for r, s in zip(repeats, shape)])
+
+
 # ----------------------------------------------------------------------- permute
 class Permute(Function):
     may_return_view = True  # views of the input (basic indexing, reshape, permute): see Function.apply
@@ -85,6 +103,9 @@ class Permute(Function):
         for i, a in enumerate(self.axes):
             inverse[a] = i
         return g.permute(tuple(inverse))
+
+    def jvp(self, dx: Any) -> Any:
+        return dx.transpose(self.axes)
 
 
 def permute(x: Tensor, axes: Sequence[int]) -> Tensor:
@@ -119,6 +140,9 @@ class Expand(Function):
     def backward(self, g: Tensor) -> Tensor:
         return unbroadcast(g, self.in_shape)
 
+    def jvp(self, dx: Any) -> Any:
+        return self.inputs[0].xp.broadcast_to(dx, self.result.shape)  # every copy moves with its original
+
 
 def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
     shape = tuple(int(n) for n in shape)
@@ -143,6 +167,11 @@ class Concatenate(Function):
     def backward(self, g: Tensor) -> tuple[Tensor, ...]:
         return tuple(split(g, self.sizes, self.axis))
 
+    def jvp(self, *dxs: Any) -> Any:
+        xp = self.inputs[0].xp  # the tangents side by side; a constant piece contributes zeros
+        return xp.concatenate([xp.zeros_like(x.data) if dx is None else dx for x, dx in zip(self.inputs, dxs)],
+                              axis=self.axis)
+
 
 def _as_tensors(xs: list[Any]) -> list[Tensor]:
     ref = next((x for x in xs if isinstance(x, Tensor)), None)
@@ -150,7 +179,8 @@ def _as_tensors(xs: list[Any]) -> list[Tensor]:
     return [ref._const(x) for x in xs]
 
 
-def concatenate(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+def concatenate(xs: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    axis = spelled("concatenate", "axis", axis, "dim", dim, 0)
     xs = list(xs)
     if not xs:
         raise ValueError("concatenate: need at least one tensor")
@@ -166,7 +196,8 @@ def concatenate(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
     return Concatenate.apply(*xs, axis=axis)
 
 
-def stack(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+def stack(xs: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    axis = spelled("stack", "axis", axis, "dim", dim, 0)
     xs = list(xs)
     if not xs:
         raise ValueError("stack: need at least one tensor")
@@ -176,10 +207,11 @@ def stack(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
     return concatenate([unsqueeze(x, axis) for x in xs], axis=axis)
 
 
-def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int | None = None, *,
+          dim: int | None = None) -> list[Tensor]:
     """PyTorch semantics: an int is the size of each piece (the last may be smaller);
     a list gives the size of every piece and must add up to the axis length."""
-    axis = normalize_axis(axis, x.ndim, "split")[0]
+    axis = normalize_axis(spelled("split", "axis", axis, "dim", dim, 0), x.ndim, "split")[0]
     n = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         if split_size_or_sections <= 0:
@@ -197,7 +229,9 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
     return out
 
 
-def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
+def chunk(x: Tensor, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
+    """PyTorch's chunk: `chunks` pieces of ceil(n / chunks) along the axis (the last may be smaller)."""
+    axis = spelled("chunk", "axis", axis, "dim", dim, 0)
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = x.shape[normalize_axis(axis, x.ndim, "chunk")[0]]
@@ -212,6 +246,11 @@ class Pad(Function):
 
     def backward(self, g: Tensor) -> Tensor:
         return g[self.slices]
+
+    def jvp(self, dx: Any) -> Any:
+        out = self.inputs[0].xp.zeros_like(self.result)  # the padding is a constant: tangent 0
+        out[self.slices] = dx
+        return out
 
 
 def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
@@ -240,28 +279,34 @@ class Tril(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g.triu(self.k) if self.upper else g.tril(self.k)
 
+    def jvp(self, dx: Any) -> Any:
+        return (self.inputs[0].xp.triu if self.upper else self.inputs[0].xp.tril)(dx, self.k)
+
 
 class MaskedFill(Function):
     """Positions where mask is True take `value`; they pass no gradient back."""
 
     def forward(self, x: Tensor, mask: Any, value: float) -> Any:
-        self.mask = mask
+        self.mask, self.in_shape = mask, x.shape
         return x.xp.where(mask, x.data.dtype.type(value), x.data)
 
     def backward(self, g: Tensor) -> Tensor:
-        return g * Tensor._make(~self.mask, False, g.device)
+        # A mask larger than x broadcast x to the output's shape: sum the gradient back to x's shape.
+        return unbroadcast(g * Tensor._make(~self.mask, False, g.device), self.in_shape)
+
+    def jvp(self, dx: Any) -> Any:
+        return self.inputs[0].xp.where(self.mask, 0, dx)  # the filled positions are constants
 
 
 def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
     mask = mask.data if isinstance(mask, Tensor) else x.xp.asarray(mask)
     if mask.dtype != dtypes.bool_:
         raise TypeError(f"masked_fill: the mask must be bool, got {mask.dtype}")
-    try:
-        out_shape = np.broadcast_shapes(x.shape, mask.shape)  # shapes only (CuPy has no broadcast_shapes)
+    try:  # the output has the broadcast shape of x and the mask, as in PyTorch (it may be larger than x)
+        np.broadcast_shapes(x.shape, mask.shape)  # shapes only (CuPy has no broadcast_shapes)
     except ValueError as e:
-        raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {x.shape}") from e
-    if out_shape != x.shape:
-        raise ValueError(f"masked_fill: mask of shape {mask.shape} would grow the tensor of shape {x.shape}")
+        raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast with the tensor's "
+                         f"{x.shape}") from e
     return MaskedFill.apply(x, mask=mask, value=value)
 
 
@@ -274,15 +319,21 @@ class Cast(Function):
     def backward(self, g: Tensor) -> Tensor:
         return g.astype(self.in_dtype)
 
+    def jvp(self, dx: Any) -> Any:
+        return dx.astype(self.result.dtype)
+
 
 class ToDevice(Function):
     def forward(self, x: Tensor, device: str) -> Any:
-        self.in_device = x.device
+        self.in_device, self.out_device = x.device, device
         data = get_backend(x.device).to_numpy(x.data)
         return get_backend(device).xp.asarray(data)
 
     def backward(self, g: Tensor) -> Tensor:
         return g.to(self.in_device)
+
+    def jvp(self, dx: Any) -> Any:
+        return get_backend(self.out_device).xp.asarray(get_backend(self.in_device).to_numpy(dx))  # moves along
 
     @classmethod
     def apply(cls, x: Tensor, device: str) -> Tensor:  # type: ignore[override]

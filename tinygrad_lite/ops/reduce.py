@@ -1,12 +1,14 @@
 """Reductions. Their backward broadcasts the incoming gradient back over the reduced axes."""
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from typing import Any
 
 from ..function import Function
 from ..tensor import Tensor
+from .elementwise import where
 
 
 def normalize_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
@@ -50,6 +52,10 @@ class Sum(Function):
     def backward(self, g: Tensor) -> Tensor:
         return expand_reduced(g, self.shape, self.axes)
 
+    def jvp(self, dx: Any) -> Any:
+        # d(Σx) = Σdx (the reshape keeps or drops the reduced axes, as forward did)
+        return dx.sum(axis=self.axes).reshape(self.result.shape)
+
 
 class Max(Function):
     """Ties share the gradient evenly, so the rule matches the symmetric finite difference."""
@@ -57,8 +63,6 @@ class Max(Function):
     saves_output = True
 
     def forward(self, x: Tensor, axis: tuple[int, ...], keepdims: bool) -> Any:
-        if x.data.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
         self.save_for_backward(x)
         self.axes = axis
         return x.data.max(axis=axis, keepdims=keepdims)
@@ -70,6 +74,13 @@ class Max(Function):
         share = is_max / is_max.sum(axis=self.axes, keepdims=True)
         return expand_reduced(g, x.shape, self.axes) * Tensor._make(share.astype(g.dtype), False, g.device)
 
+    def jvp(self, dx: Any) -> Any:
+        # d(max x) = the mean of dx over the positions that tie for the max (as backward shares g)
+        x = self.inputs[0].data
+        is_max = x == self.result.reshape(keepdims_shape(x.shape, self.axes))
+        share = is_max / is_max.sum(axis=self.axes, keepdims=True)
+        return (share * dx).sum(axis=self.axes).reshape(self.result.shape)
+
 
 class LogSumExp(Function):
     """log Σ e^x, shifted by the max so nothing overflows. d/dx = softmax(x)."""
@@ -80,15 +91,24 @@ class LogSumExp(Function):
         xp = x.xp
         self.save_for_backward(x)
         self.axes = axis
-        m = x.data.max(axis=axis, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)  # all -inf rows stay -inf instead of NaN
-        out = xp.log(xp.exp(x.data - m).sum(axis=axis, keepdims=True)) + m
+        if x.data.size == 0:  # log of an empty sum is log 0 = -inf (PyTorch's answer too); max would raise
+            out = xp.full(keepdims_shape(x.shape, axis), -xp.inf, dtype=x.dtype)
+        else:
+            m = x.data.max(axis=axis, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)  # all -inf rows stay -inf instead of NaN
+            out = xp.log(xp.exp(x.data - m).sum(axis=axis, keepdims=True)) + m
         return out if keepdims else out.reshape([n for i, n in enumerate(out.shape) if i not in axis])
 
     def backward(self, g: Tensor) -> Tensor:
         x = self.saved_tensors[0]
         kshape = keepdims_shape(x.shape, self.axes)
         return expand_reduced(g, x.shape, self.axes) * (x - self.output.reshape(kshape)).exp()
+
+    def jvp(self, dx: Any) -> Any:
+        # d(logsumexp x) = Σ softmax(x)·dx, with softmax(x) = e^(x - logsumexp x) as in backward
+        x = self.inputs[0].data
+        softmax = self.inputs[0].xp.exp(x - self.result.reshape(keepdims_shape(x.shape, self.axes)))
+        return (softmax * dx).sum(axis=self.axes).reshape(self.result.shape)
 
 
 class Softmax(Function):
@@ -98,12 +118,18 @@ class Softmax(Function):
 
     def forward(self, x: Tensor, axis: int) -> Any:
         self.axis = axis
+        if x.data.size == 0:  # nothing to normalize: an empty result, as in PyTorch (max would raise)
+            return x.data.copy()
         e = x.xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
 
     def backward(self, g: Tensor) -> Tensor:
         s = self.output
         return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
+
+    def jvp(self, dx: Any) -> Any:
+        s = self.result  # d(softmax) = s·(dx - Σ s·dx): the same symmetric matrix as backward
+        return s * (dx - (s * dx).sum(axis=self.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
@@ -113,18 +139,67 @@ class LogSoftmax(Function):
 
     def forward(self, x: Tensor, axis: int) -> Any:
         self.axis = axis
+        if x.data.size == 0:  # an empty result, as softmax's
+            return x.data.copy()
         shifted = x.data - x.data.max(axis=axis, keepdims=True)
         return shifted - x.xp.log(x.xp.exp(shifted).sum(axis=axis, keepdims=True))
 
     def backward(self, g: Tensor) -> Tensor:
         return g - self.output.exp() * g.sum(axis=self.axis, keepdims=True)
 
+    def jvp(self, dx: Any) -> Any:
+        softmax = self.inputs[0].xp.exp(self.result)  # d(log_softmax) = dx - Σ softmax·dx
+        return dx - (softmax * dx).sum(axis=self.axis, keepdims=True)
+
+
+def check_nonempty(op: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> None:
+    """max, min, argmax, argmin: an empty axis has no largest element, so reducing over one raises
+    (PyTorch raises an IndexError too). A non-empty axis of a tensor empty elsewhere is fine: the
+    result is empty, e.g. max over axis 0 of shape (2, 0) has shape (0,)."""
+    if 0 in shape:
+        for a in axes:
+            if a < len(shape) and shape[a] == 0:
+                raise IndexError(f"{op}: cannot reduce over axis {a} of size 0 (shape {shape}): an empty axis has "
+                                 f"no {'largest' if 'max' in op else 'smallest'} element")
+
+
+def max_min(x: Tensor, op: str, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """The values of max or min over `axes` (min(x) = -max(-x)); see Tensor.max for the forms."""
+    check_nonempty(op, x.shape, axes)
+    if op == "max":
+        return Max.apply(x, axis=axes, keepdims=keepdims)
+    return -Max.apply(-x, axis=axes, keepdims=keepdims)
+
+
+def norm(x: Tensor, p: float | str, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """The vector p-norm (Σ|x|^p)^(1/p) over `axes`, composed from differentiable ops, as PyTorch's
+    `norm` / `linalg.vector_norm`: p = inf (-inf) is the largest (smallest) |x|, p = 0 counts the
+    non-zeros (a constant), "fro" is p = 2 (the Frobenius norm is the 2-norm of all entries)."""
+    p = 2 if p == "fro" else p
+    if isinstance(p, (str, bool)) or not isinstance(p, (int, float)):
+        raise ValueError(f"norm: p must be a number, inf, -inf or 'fro' (vector norms), got {p!r}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"norm: needs a floating-point tensor, got {x.dtype}; convert it first, e.g. x.double()")
+    if p in (math.inf, -math.inf):
+        return max_min(x.abs(), "max" if p > 0 else "min", axes, keepdims)
+    if p == 0:
+        return (x != 0).astype(x.dtype).sum(axis=axes, keepdims=keepdims)
+    if p == 1:
+        return x.abs().sum(axis=axes, keepdims=keepdims)
+    total = (x * x if p == 2 else x.abs() ** p).sum(axis=axes, keepdims=keepdims)
+    zero = total.data == 0
+    if not zero.any():
+        return total ** (1.0 / p)
+    # The root has an infinite slope at 0 (and 0·∞ = NaN in the chain rule): where the norm is 0,
+    # take the root of 1 and replace it by 0, so the gradient there is 0, as PyTorch's subgradient.
+    zero = Tensor._make(zero, False, x.device)
+    return where(zero, 0.0, where(zero, 1.0, total) ** (1.0 / p))
+
 
 def arg_reduce(x: Tensor, op: str, axis: int | None, keepdims: bool) -> Tensor:
     """argmax / argmin: integer indices, no gradient."""
-    if x.data.size == 0:
-        raise ValueError(f"{op}: empty tensor of shape {x.shape}")
     if axis is not None:
         axis = normalize_axis(axis, x.ndim, op)[0]
+    check_nonempty(op, x.shape, tuple(range(x.ndim)) if axis is None else (axis,))
     out = getattr(x.xp, op)(x.data, axis=axis, keepdims=keepdims)
     return Tensor._make(x.xp.asarray(out, dtype="int64"), False, x.device)
