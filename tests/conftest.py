@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -34,3 +36,12 @@ def pytest_report_header(config: object) -> str:
     if reason is None:
         return "tinygrad_lite devices: GPU (cpu + cuda; `gpu` tests run)"
     return f"tinygrad_lite devices: CPU only (`gpu` tests skipped: {reason})"
+
+
+@pytest.fixture(autouse=True)
+def _numpy_print_options_are_restored():
+    """Tests that run notebook cells in-process (the course exercises) may set NumPy's print options;
+    restore them so that a later test (the docs' printed outputs) sees NumPy's defaults."""
+    saved = np.get_printoptions()
+    yield
+    np.set_printoptions(**saved)
