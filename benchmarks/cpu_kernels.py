@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import nn  # noqa: E402
 import tinygrad_lite as tg  # noqa: E402
 import tinygrad_lite.functional as F  # noqa: E402
-from tinygrad_lite import backend, kernels  # noqa: E402
+from tinygrad_lite import backend  # noqa: E402
 
 
 def interleaved_ab(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -52,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=51)
     args = parser.parse_args()
-    if not kernels.numba_available():
+    if not backend.numba_available():
         raise SystemExit('this benchmark compares the Numba kernels: pip install -e ".[fast]"')
     rng = np.random.default_rng(0)
 

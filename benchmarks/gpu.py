@@ -116,9 +116,10 @@ def kernels_vs_cupy() -> None:
     import cupy
     import cupyx
 
+    from embeddings import word2vec_fast
     from tinygrad_lite import kernels
 
-    K = kernels.load("cuda")
+    K, W = kernels.load("cuda"), word2vec_fast.cuda_kernels()
     rs = cupy.random.RandomState(0)
     f32 = cupy.float32
     rows = []
@@ -144,7 +145,7 @@ def kernels_vs_cupy() -> None:
     h = rs.standard_normal((BATCH * 256, 512), dtype=f32)
     gh = rs.standard_normal(h.shape, dtype=f32)
     w, b = rs.standard_normal(512, dtype=f32), rs.standard_normal(512, dtype=f32)
-    _, mean, rstd = K.layernorm_forward(h, w, b)
+    _, xhat, rstd = K.layer_norm_forward(h, w, b, 1e-5)
 
     def cp_ln():
         mu = h.mean(axis=1, keepdims=True)
@@ -153,13 +154,13 @@ def kernels_vs_cupy() -> None:
         return c * r * w + b
 
     def cp_ln_bwd():
-        xhat = (h - mean[:, None]) * rstd[:, None]
         gx = gh * w
-        dx = rstd[:, None] * (gx - gx.mean(axis=1, keepdims=True) - xhat * (gx * xhat).mean(axis=1, keepdims=True))
+        dx = rstd * (gx - gx.mean(axis=1, keepdims=True) - xhat * (gx * xhat).mean(axis=1, keepdims=True))
         return dx, (gh * xhat).sum(axis=0), gh.sum(axis=0)
 
-    row("layernorm fwd (8192x512)", 2 * h.nbytes, lambda: K.layernorm_forward(h, w, b), cp_ln)
-    row("layernorm bwd", 3 * h.nbytes, lambda: K.layernorm_backward(h, w, mean, rstd, gh), cp_ln_bwd)
+    # forward writes y and x̂ (saved for backward, as the engine's op keeps them); backward reads g and x̂
+    row("layernorm fwd (8192x512)", 3 * h.nbytes, lambda: K.layer_norm_forward(h, w, b, 1e-5), cp_ln)
+    row("layernorm bwd", 3 * h.nbytes, lambda: K.layer_norm_backward(gh, xhat, rstd, w), cp_ln_bwd)
 
     # cross-entropy with a BPE-sized vocabulary: (B·T, V)
     logits = rs.standard_normal((BATCH * 256, 8192), dtype=f32)
@@ -182,6 +183,29 @@ def kernels_vs_cupy() -> None:
     row("cross-entropy bwd", 2 * logits.nbytes,
         lambda: K.cross_entropy_backward(logits, target, lse, grow), cp_xent_bwd)
 
+    # GELU on the MLP's hidden activations: (B·T, 4C)
+    a = rs.standard_normal((BATCH * 256, 2048), dtype=f32)
+    from cupyx.scipy.special import erf
+
+    def cp_gelu():
+        cdf = 0.5 * (1.0 + erf(a * f32(1.0 / np.sqrt(2.0))))
+        return a * cdf, cdf
+
+    row("GELU fwd, x·Φ(x) and Φ(x) (8192x2048)", 3 * a.nbytes, lambda: K.gelu_forward(a), cp_gelu)
+
+    # one AdamW step on 16M parameters (the NumPy-style reference does ~12 passes)
+    p_, g_ = rs.standard_normal(1 << 24, dtype=f32), rs.standard_normal(1 << 24, dtype=f32)
+    m_, v_ = cupy.zeros_like(p_), cupy.zeros_like(p_)
+
+    def cp_adamw():  # nn.AdamW's reference update (step 1), composed from CuPy calls, in place
+        p_[...] *= 1.0 - 1e-3 * 0.1
+        m_[...] = 0.9 * m_ + 0.1 * g_
+        v_[...] = 0.999 * v_ + 0.001 * (g_ * g_)
+        p_[...] -= 1e-3 / 0.1 * m_ / (cupy.sqrt(v_ / 0.001) + 1e-8)
+
+    row("AdamW step (16M params)", 7 * p_.nbytes, lambda: K.adam_update(
+        p_, g_, m_, v_, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, step=1, weight_decay=0.1, decoupled=True), cp_adamw)
+
     # word2vec skip-gram negative sampling: 8192 pairs, 5 negatives, 100k x 128 embeddings
     V, D, P, NEG = 100_000, 128, 8192, 5
     w_in = (rs.standard_normal((V, D), dtype=f32) * 0.01)
@@ -201,7 +225,7 @@ def kernels_vs_cupy() -> None:
 
     sg_bytes = P * (NEG + 2) * D * 4 * 2
     row("word2vec SGNS update (8192 pairs, K=5, D=128)", sg_bytes,
-        lambda: K.sgns_update(w_in, w_out, centers, contexts, negs, 0.025), cp_sgns)
+        lambda: W.sgns_update(w_in, w_out, centers, contexts, negs, 0.025), cp_sgns)
 
     print("\nNumba kernel vs the same op composed from CuPy calls (median of 20, CUDA events)")
     print(f"  {'op':<46}{'numba':>10}{'GB/s':>8}{'cupy':>10}{'GB/s':>8}{'cupy/numba':>12}")

@@ -21,7 +21,7 @@ extensions = [
     "sphinx-mathjax-offline",  # MathJax 3 from the build folder, not from a CDN
 ]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
-myst_heading_anchors = 3  # "#some-heading" links inside and across pages
+myst_heading_anchors = 6  # "#some-heading" links inside and across pages, at every level (as GitHub)
 
 # Notebooks: executed at every build, each in a fresh kernel in a temporary folder (their figures go
 # into the page, their tglite_out/ folders into the bin). TGLITE_CI=1 in the environment (--quick)

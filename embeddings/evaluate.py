@@ -23,18 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from tinygrad_lite.extras import package_dir
+
 from .vectors import WordVectors
 
 
 def gensim_test_data(name: str) -> Path:
-    """Path of a file in gensim's test data (gensim/test/test_data/NAME); ImportError without gensim."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"the evaluation file {name} ships in gensim's test data; install the embeddings "
-                          "extra: pip install 'tinygrad_lite[embeddings]' (or: pip install gensim)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / name
+    """Path of a file in gensim's test data (gensim/test/test_data/NAME); MissingExtraError without gensim."""
+    gensim = package_dir("gensim", "embeddings", f"the evaluation file {name} (in gensim's test data)")
+    path = gensim / "test" / "test_data" / name
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing from the installed gensim package")
     return path

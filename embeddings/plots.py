@@ -17,19 +17,16 @@ from typing import Any
 import numpy as np
 
 from nn.files import atomic_write
+from tinygrad_lite.extras import require
 
 from .geometry import skewness
 
 
 def _figure(width: float, height: float) -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError('embeddings.plots needs matplotlib: pip install -e ".[course]" '
-                          "(from the repository root)") from e
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)  # a renderer, so label sizes can be measured before saving
+    figure = require("matplotlib.figure", "course", "embeddings.plots")
+    backend_agg = require("matplotlib.backends.backend_agg", "course", "embeddings.plots")
+    fig = figure.Figure(figsize=(width, height))
+    backend_agg.FigureCanvasAgg(fig)  # a renderer, so label sizes can be measured before saving
     return fig
 
 

@@ -7,8 +7,8 @@ negative sampling), the learning rate decaying linearly from 0.025 to 0.0001 ove
     model.vectors()            # WordVectors over model.W_in
 
 The math is the one written as a Tensor expression in word2vec_engine; tests check that one SGD
-step gives the same vectors in both to 1e-6. numba is imported lazily: without it, constructing a
-FastWord2Vec raises an ImportError naming the extra to install.
+step gives the same vectors in both to 1e-6. numba is imported lazily, by the engine's loader: without
+it, constructing a FastWord2Vec raises an ImportError naming the extra to install.
 """
 from __future__ import annotations
 
@@ -20,21 +20,27 @@ from types import ModuleType
 import numpy as np
 
 import tinygrad_lite as tg
+from tinygrad_lite.backend import load_numba
 
 from .vectors import WordVectors
 from .vocab import Vocab
 
 
 def kernels() -> ModuleType:
-    """The Numba kernels module (compiling or loading them from the cache on first use)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the fast word2vec trainer needs numba; install the fast extra: "
-                          "pip install 'tinygrad_lite[fast]' (or: pip install numba)") from e
+    """The Numba CPU kernels module (compiling or loading them from the cache on first use)."""
+    load_numba("the fast word2vec trainer")  # the engine's loader: compile cache, missing-extra error
     from . import _kernels
 
     return _kernels
+
+
+def cuda_kernels() -> ModuleType:
+    """The Numba CUDA kernel of skip-gram negative sampling (`sgns_update`): CuPy arrays on a GPU,
+    NumPy arrays under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    load_numba("the word2vec CUDA kernel", "gpu")
+    from . import _cuda_kernels
+
+    return _cuda_kernels
 
 
 @dataclass

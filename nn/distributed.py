@@ -29,6 +29,7 @@ import numpy as np
 
 import tinygrad_lite as tg
 from tinygrad_lite import Tensor
+from tinygrad_lite.extras import require
 
 from .module import Module, Parameter
 
@@ -222,12 +223,8 @@ class LocalCommunicator(Communicator):
 
 
 def _import_mpi() -> Any:
-    try:
-        from mpi4py import MPI
-    except ImportError as e:
-        raise ImportError("data parallelism over MPI needs mpi4py and an MPI library: "
-                          "pip install 'tinygrad_lite[distributed]' (installs mpi4py and the mpich wheel)") from e
-    return MPI
+    # The extra installs mpi4py and the mpich wheel (an MPI library: no compiler, no system MPI).
+    return require("mpi4py.MPI", "distributed", "data parallelism over MPI")
 
 
 class MPICommunicator(Communicator):
@@ -307,11 +304,8 @@ class NCCLCommunicator(Communicator):
     communicator is aborted so the GPU work does not hang. Not exercised on a GPU in our CI."""
 
     def __init__(self, bootstrap: Communicator, device_id: int | None = None, timeout: float | None = None) -> None:
-        try:
-            import cupy
-            from cupy.cuda import nccl
-        except ImportError as e:
-            raise ImportError("the NCCL communicator needs CuPy with NCCL: pip install 'tinygrad_lite[gpu]'") from e
+        cupy = require("cupy", "gpu", "the NCCL communicator")
+        nccl = require("cupy.cuda.nccl", "gpu", "the NCCL communicator (CuPy with NCCL)")
         if not getattr(nccl, "available", True):
             raise ImportError("CuPy was built without NCCL: install a CuPy wheel that ships it (cupy-cuda12x)")
         self.cupy, self.nccl, self.bootstrap = cupy, nccl, bootstrap

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 import tinygrad_lite as tg
+from tinygrad_lite.extras import require
 
 from .checkpoint import CheckpointError
 from .files import atomic_write_bytes, atomic_write_text
@@ -53,13 +54,8 @@ _IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 
 
 def require_safetensors() -> ModuleType:
-    """`safetensors.numpy`, or an ImportError saying which extra installs it."""
-    try:
-        import safetensors.numpy as st
-    except ImportError as e:
-        raise ImportError("reading and writing safetensors files needs the `safetensors` package: install the hf "
-                          "extra: pip install 'tinygrad_lite[hf]' (or: pip install safetensors)") from e
-    return st
+    """`safetensors.numpy`, or a MissingExtraError saying which extra installs it."""
+    return require("safetensors.numpy", "hf", "reading and writing safetensors files")
 
 
 def hf_module_name(name: str) -> str:

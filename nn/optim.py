@@ -19,7 +19,7 @@ import numpy as np
 
 import tinygrad_lite as tg
 from tinygrad_lite import Tensor
-from tinygrad_lite.backend import kernels_for
+from tinygrad_lite.backend import get_backend
 
 from .module import zero_grads
 
@@ -178,11 +178,11 @@ class Adam(Optimizer):
             state["step"] = 0
             state["exp_avg"] = p.xp.zeros(p.shape, dtype=p.dtype)
             state["exp_avg_sq"] = p.xp.zeros(p.shape, dtype=p.dtype)
-        compiled = kernels_for(p.device) if grad.dtype == p.dtype and grad.flags.c_contiguous \
-            and p.data.flags.c_contiguous else None
-        if compiled is not None:  # the same update as below, in one compiled pass (kernels/cpu.py)
+        kernel = get_backend(p.device).kernel("adam_update", p.dtype) if grad.dtype == p.dtype \
+            and grad.flags.c_contiguous and p.data.flags.c_contiguous else None
+        if kernel is not None:  # the same update as below, in one compiled pass (Numba CPU or CUDA)
             state["step"] += 1
-            p._inplace("Adam.step", lambda d: compiled.adam_update(
+            p._inplace("Adam.step", lambda d: kernel(
                 d, grad, state["exp_avg"], state["exp_avg_sq"], lr=lr, b1=b1, b2=b2, eps=eps, step=state["step"],
                 weight_decay=wd, decoupled=self.decoupled))
             return
@@ -259,11 +259,7 @@ def clip_grad_norm_(params: Iterable[Tensor], max_norm: float) -> float:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
-    compiled = kernels_for(grads[0].device) if len({g.device for g in grads}) == 1 else None
-    if compiled is not None:  # one pass per gradient, no float64 temporaries
-        total = math.sqrt(sum(compiled.sum_of_squares(g.data) for g in grads))
-    else:
-        total = math.sqrt(sum(float((g.data.astype(np.float64) ** 2).sum()) for g in grads))
+    total = math.sqrt(sum(_sum_of_squares(g) for g in grads))
     if not math.isfinite(total):
         raise FloatingPointError(f"clip_grad_norm_: the gradient norm is {total}; a NaN or Inf gradient")
     if total > max_norm:
@@ -272,6 +268,12 @@ def clip_grad_norm_(params: Iterable[Tensor], max_norm: float) -> float:
             for g in grads:
                 g.mul_(scale)
     return total
+
+
+def _sum_of_squares(g: Tensor) -> float:
+    """Σ g², accumulated in float64: one compiled pass without temporaries where the device has the kernel."""
+    kernel = get_backend(g.device).kernel("sum_of_squares", g.dtype)
+    return kernel(g.data) if kernel is not None else float((g.data.astype(np.float64) ** 2).sum())
 
 
 def accumulate_gradients(loss_fn: Callable[[Any], Tensor], micro_batches: Iterable[Any]) -> float:

@@ -18,15 +18,17 @@ import dataclasses
 import json
 import math
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 import tinygrad_lite as tg
 from tinygrad_lite import Generator
+from tinygrad_lite.extras import require
 
 from .checkpoint import load_checkpoint, restore, save_checkpoint
 from .data import get_batch, shakespeare_text
@@ -111,22 +113,43 @@ class TrainConfig:
 
     def with_overrides(self, overrides: dict[str, str]) -> TrainConfig:
         """A copy with `key=value` strings applied, each converted to the field's type."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        changes: dict[str, Any] = {}
-        for key, text in overrides.items():
-            if key not in fields:
-                raise ValueError(f"unknown setting {key!r}; the settings are: {', '.join(sorted(fields))}")
-            kind = type(getattr(self, key))
-            try:
-                if kind is bool:
-                    if text.lower() not in ("true", "false", "1", "0"):
-                        raise ValueError
-                    changes[key] = text.lower() in ("true", "1")
-                else:
-                    changes[key] = kind(text)
-            except ValueError:
-                raise ValueError(f"setting {key}={text!r}: expected {kind.__name__}") from None
-        return dataclasses.replace(self, **changes)
+        return with_overrides(self, overrides)
+
+
+Config = TypeVar("Config")
+
+
+def with_overrides(config: Config, overrides: dict[str, str]) -> Config:
+    """A copy of the dataclass `config` with `key=value` strings (from a command line) applied, each
+    parsed as its field's annotated type: int, float, str, bool (true/false/1/0), `X | None` ("none"
+    gives None) or list[X] (comma-separated). The config's own checks then run on the new values."""
+    hints = typing.get_type_hints(type(config))
+    names = sorted(f.name for f in dataclasses.fields(config))
+    changes: dict[str, Any] = {}
+    for key, text in overrides.items():
+        if key not in names:
+            raise ValueError(f"unknown setting {key!r}; the settings are: {', '.join(names)}")
+        try:
+            changes[key] = _parse_setting(text, hints[key])
+        except ValueError:
+            expected = str(hints[key]) if typing.get_args(hints[key]) else hints[key].__name__
+            raise ValueError(f"setting {key}={text!r}: expected {expected}") from None
+    return dataclasses.replace(config, **changes)
+
+
+def _parse_setting(text: str, kind: Any) -> Any:
+    args = typing.get_args(kind)
+    if type(None) in args:  # X | None
+        if text.lower() == "none":
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+    if typing.get_origin(kind) is list:
+        return [_parse_setting(item, typing.get_args(kind)[0]) for item in text.split(",") if item]
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(text)
+        return text.lower() in ("true", "1")
+    return kind(text)
 
 
 # nanoGPT's "shakespeare_char" recipe scaled for a laptop CPU, as its README gives it:
@@ -293,11 +316,7 @@ class Trainer:
             + (f" over {self.comm.world_size} ranks" if self.comm.world_size > 1 else ""))
         bar = None
         if progress:
-            try:
-                from tqdm import tqdm
-            except ImportError as e:
-                raise ImportError("the training progress bar needs tqdm: pip install 'tinygrad_lite[course]' "
-                                  "(or pass progress=False)") from e
+            tqdm = require("tqdm", "course", "the training progress bar", hint="Or pass progress=False.").tqdm
             bar = tqdm(total=c.max_iters, initial=self.step, desc="train", dynamic_ncols=True, mininterval=0.5)
         try:
             while self.step < c.max_iters:

@@ -21,14 +21,12 @@ from typing import Any
 import numpy as np
 
 from nn.files import atomic_write
+from tinygrad_lite.extras import require
 
 
 def _figure(width: float, height: float) -> Any:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError('rl.plots needs matplotlib: pip install -e ".[course]" (from the repository root)') from e
-    return Figure(figsize=(width, height), layout="constrained")
+    figure = require("matplotlib.figure", "course", "rl.plots")
+    return figure.Figure(figsize=(width, height), layout="constrained")
 
 
 def _finish(fig: Any, path: str | Path | None) -> Any:

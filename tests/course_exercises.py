@@ -3,13 +3,30 @@ run an instructor notebook's exercise cells here, plant an answer in one solutio
 the answer of a student who pasted in the numbers of one input."""
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
 import numpy as np
 
 import tinygrad_lite as tg
+from tglite import exercises as exercises_module
 from tglite.exercises import BEGIN, END, Exercise
 from tinygrad_lite.gradcheck import analytical_jacobian
+
+
+def run_in_process(nb: Any, names: list[str]) -> dict[str, Exercise]:
+    """Execute the notebook's setup cell (its first code cell) and the cells of exercises `names` here,
+    with no kernel; return their registrations. (The cells' check() lines are swallowed.)"""
+    exercises_module.clear_registry()
+    namespace: dict[str, Any] = {}
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(code_cells[0].source, namespace)
+        for cell in code_cells[1:]:
+            if any(f'@exercise("{name}"' in cell.source for name in names):
+                exec(cell.source, namespace)
+    return {name: exercises_module._REGISTRY[name] for name in names}
 
 
 def replace_block(nb: Any, name: str, block: int, code: str) -> None:

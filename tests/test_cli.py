@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tglite import cli, tour
-from tglite.files import atomic_write_text
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,24 +166,6 @@ def test_steps_follow_step_modules_then_registration_order(monkeypatch: pytest.M
     tour.register("b")(b)
     tour.register("a")(a2)
     assert [(s.name, s.run) for s in tour.tour_steps()] == [("a", a2), ("b", b)]
-
-
-def test_atomic_write_replaces_whole_files(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "a.txt"
-    atomic_write_text(target, "first")
-    atomic_write_text(target, "second")
-    assert target.read_text() == "second"
-    assert [p.name for p in target.parent.iterdir()] == ["a.txt"]
-
-    from tglite.files import atomic_write
-
-    def fail(f: object) -> None:
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, fail)
-    assert target.read_text() == "second"  # the old file is intact, no temporary file is left
-    assert [p.name for p in target.parent.iterdir()] == ["a.txt"]
 
 
 def _console_script() -> str:

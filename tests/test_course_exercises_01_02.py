@@ -4,12 +4,11 @@ answers, planted in place of the solution, get their named diagnosis. Graded in-
 the notebook's setup cell and the exercise's own cell run here."""
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from course_exercises import run_in_process
 
 import tinygrad_lite as tg
 from tglite import exercises as exercises_module
@@ -45,19 +44,6 @@ PLANTED = {
 EXERCISES = {NB01: ["exp", "pow", "div_broadcast"], NB02: ["central_difference", "best_step"]}
 
 
-def _run(nb, names: list[str]) -> dict[str, exercises_module.Exercise]:
-    """Execute the setup cell and the cells of exercises `names` here; their registrations."""
-    exercises_module.clear_registry()
-    namespace: dict = {}
-    code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    with contextlib.redirect_stdout(io.StringIO()):  # the cells' check() lines
-        exec(code_cells[0].source, namespace)
-        for cell in code_cells[1:]:
-            if any(f'@exercise("{name}"' in cell.source for name in names):
-                exec(cell.source, namespace)
-    return {name: exercises_module._REGISTRY[name] for name in names}
-
-
 @pytest.fixture(autouse=True)
 def clean_registry():
     yield
@@ -75,7 +61,7 @@ def test_the_notebooks_exercises_are_the_ones_listed_here(path: Path) -> None:
 
 @pytest.mark.parametrize("path,name", [(p, n) for p, names in EXERCISES.items() for n in names])
 def test_the_instructors_answer_passes_on_random_shapes_and_values(path: Path, name: str) -> None:
-    ex = _run(_read(path), [name])[name]
+    ex = run_in_process(_read(path), [name])[name]
     assert ex.randomized
     shapes = set()
     for seed in range(12):
@@ -93,7 +79,7 @@ def test_the_instructors_answer_passes_on_random_shapes_and_values(path: Path, n
 def test_planted_mistakes_get_their_diagnosis(path: Path, name: str, code: str, key: str) -> None:
     nb = _read(path)
     replace_solution(nb, name, code)
-    grade = grade_exercise(_run(nb, [name])[name], seed=7)
+    grade = grade_exercise(run_in_process(nb, [name])[name], seed=7)
     assert grade.status == FAILED
     assert grade.diagnosis == key, (grade.diagnosis, grade.message)
     assert grade.failed_draws == [0, 1, 2]  # wrong on every random input
@@ -102,10 +88,10 @@ def test_planted_mistakes_get_their_diagnosis(path: Path, name: str, code: str, 
 def test_an_answer_hard_coded_for_one_input_fails_on_the_others() -> None:
     # The student works out h* for the inputs they see and returns those numbers.
     nb = _read(NB02)
-    f, f3, eps = _run(nb, ["best_step"])["best_step"].draw(31)
+    f, f3, eps = run_in_process(nb, ["best_step"])["best_step"].draw(31)
     answer = np.cbrt(3 * eps * np.abs(f) / np.abs(f3))
     replace_solution(nb, "best_step", f"return np.array({answer.tolist()!r})")
-    ex = _run(nb, ["best_step"])["best_step"]
+    ex = run_in_process(nb, ["best_step"])["best_step"]
     assert grade_exercise(ex, seed=31, draws=1).status == PASSED  # right for the one input it was made for
     grade = grade_exercise(ex, seed=31)
     assert grade.status == FAILED and 0 not in grade.failed_draws and grade.failed_draws
@@ -113,9 +99,9 @@ def test_an_answer_hard_coded_for_one_input_fails_on_the_others() -> None:
 
 def test_a_hard_coded_backward_rule_fails_too() -> None:
     nb = _read(NB01)
-    (x,) = _run(nb, ["exp"])["exp"].draw(5)
+    (x,) = run_in_process(nb, ["exp"])["exp"].draw(5)
     replace_solution(nb, "exp", f"return g * tg.tensor(np.array({np.exp(x.numpy()).tolist()!r}))")
-    ex = _run(nb, ["exp"])["exp"]
+    ex = run_in_process(nb, ["exp"])["exp"]
     assert grade_exercise(ex, seed=5, draws=1).status == PASSED
     assert grade_exercise(ex, seed=5).status == FAILED
 
@@ -123,5 +109,5 @@ def test_a_hard_coded_backward_rule_fails_too() -> None:
 def test_the_best_step_reference_is_the_demo_modules_function() -> None:
     from tglite.demos.backprop import optimal_step
 
-    assert _run(_read(NB02), ["best_step"])["best_step"].reference is optimal_step
-    assert _run(_read(NB02), ["central_difference"])["central_difference"].reference is tg.numerical_grad
+    assert run_in_process(_read(NB02), ["best_step"])["best_step"].reference is optimal_step
+    assert run_in_process(_read(NB02), ["central_difference"])["central_difference"].reference is tg.numerical_grad

@@ -9,8 +9,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from course_exercises import pasted_backward, pasted_value, replace_block
-from test_exercises import _run_in_process
+from course_exercises import pasted_backward, pasted_value, replace_block, run_in_process
 
 from tglite import exercises as exercises_module
 from tglite.exercises import FAILED, METADATA_KEY, PASSED, build_student_notebook, format_grade, grade_exercise
@@ -59,7 +58,7 @@ PLANTED = [
 def load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Run the setup cell and the cells of the given exercises here; their registrations."""
     monkeypatch.chdir(tmp_path)  # check() looks for notebooks in the working folder
-    yield lambda nb, names: _run_in_process(nb, names)
+    yield lambda nb, names: run_in_process(nb, names)
     exercises_module.clear_registry()
 
 

@@ -4,20 +4,18 @@ mistake planted in place of a solution gets its named diagnosis, and the handout
 the mistakes. (The notebook itself runs in tests/test_notebooks.py.)"""
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from course_exercises import run_in_process
 
 from tglite import exercises as exercises_module
 from tglite.exercises import (
     FAILED,
     METADATA_KEY,
     PASSED,
-    Exercise,
     build_student_notebook,
     exercise_names,
     format_grade,
@@ -36,23 +34,9 @@ def _notebook() -> nbformat.NotebookNode:
     return nbformat.read(str(NOTEBOOK), as_version=4)
 
 
-def _run_in_process(nb: nbformat.NotebookNode, names: list[str]) -> dict[str, Exercise]:
-    """Execute the setup cell and the cells of exercises `names` here (no kernel); their registrations.
-    (Each cell ends with check(): its line goes to a buffer.)"""
-    exercises_module.clear_registry()
-    namespace: dict = {}
-    code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(code_cells[0].source, namespace)
-        for cell in code_cells[1:]:
-            if any(f'@exercise("{name}"' in cell.source for name in names):
-                exec(cell.source, namespace)
-    return {name: exercises_module._REGISTRY[name] for name in names}
-
-
 @pytest.fixture
 def in_process():
-    yield _run_in_process
+    yield run_in_process
     exercises_module.clear_registry()
 
 

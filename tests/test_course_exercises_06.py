@@ -4,12 +4,11 @@ solution gets its name, an answer made for one input fails on the others, and th
 are "not attempted". (The notebook itself runs in tests/test_notebooks.py.)"""
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from course_exercises import run_in_process
 
 from tglite import exercises as exercises_module
 from tglite.exercises import FAILED, NOT_ATTEMPTED, PASSED, build_student_notebook, grade_exercise, replace_solution
@@ -37,19 +36,6 @@ def clean_registry():
     exercises_module.clear_registry()
 
 
-def _run(nb, names: list[str]) -> dict[str, exercises_module.Exercise]:
-    """Execute the setup cell and the cells of exercises `names` here; their registrations."""
-    exercises_module.clear_registry()
-    namespace: dict = {}
-    code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    with contextlib.redirect_stdout(io.StringIO()):  # the cells' check() lines
-        exec(code_cells[0].source, namespace)
-        for cell in code_cells[1:]:
-            if any(f'@exercise("{name}"' in cell.source for name in names):
-                exec(cell.source, namespace)
-    return {name: exercises_module._REGISTRY[name] for name in names}
-
-
 def _notebook():
     return nbformat.read(str(NOTEBOOK), as_version=4)
 
@@ -64,14 +50,14 @@ def test_the_notebook_has_both_exercises_each_checked_in_its_cell() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_solution_passes_on_many_draws(name: str) -> None:
-    ex = _run(_notebook(), [name])[name]
+    ex = run_in_process(_notebook(), [name])[name]
     for seed in range(0, 40, 4):
         grade = grade_exercise(ex, seed=seed)
         assert grade.status == PASSED, (seed, grade.message)
 
 
 def test_draws_change_shapes_and_cover_both_scale_rules_and_negative_extremes() -> None:
-    exercises = _run(_notebook(), NAMES)
+    exercises = run_in_process(_notebook(), NAMES)
     merge, block = exercises["lora_merge"], exercises["nf4_block"]
     assert merge.randomized and block.randomized
     assert len({tuple(x.shape for x in merge.draw(s)[:3]) for s in range(10)}) > 1
@@ -89,7 +75,7 @@ def test_draws_change_shapes_and_cover_both_scale_rules_and_negative_extremes() 
 def test_a_planted_mistake_gets_its_name(name: str, code: str, key: str) -> None:
     nb = _notebook()
     replace_solution(nb, name, code)
-    ex = _run(nb, [name])[name]
+    ex = run_in_process(nb, [name])[name]
     for seed in range(0, 30, 3):
         grade = grade_exercise(ex, seed=seed)
         assert grade.status == FAILED and grade.diagnosis == key, (seed, grade.diagnosis, grade.message)
@@ -99,14 +85,14 @@ def test_a_planted_mistake_gets_its_name(name: str, code: str, key: str) -> None
 def test_the_wrong_product_order_is_a_shape_error() -> None:
     nb = _notebook()
     replace_solution(nb, "lora_merge", "return w0 + alpha / a.shape[0] * (a.T @ b.T)")
-    grade = grade_exercise(_run(nb, ["lora_merge"])["lora_merge"], seed=1)
+    grade = grade_exercise(run_in_process(nb, ["lora_merge"])["lora_merge"], seed=1)
     assert grade.status == FAILED and grade.diagnosis in ("shape", "error"), grade.message
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_an_answer_made_for_one_input_fails_on_the_others(name: str) -> None:
     nb = _notebook()
-    ex = _run(nb, [name])[name]
+    ex = run_in_process(nb, [name])[name]
     seed = 777
     expected = ex.reference(*ex.draw(seed))
     if isinstance(expected, tuple):  # nf4_block: (indices, absmax)
@@ -114,7 +100,7 @@ def test_an_answer_made_for_one_input_fails_on_the_others(name: str) -> None:
     else:
         fixed = f"return np.array({np.asarray(expected).tolist()!r})"
     replace_solution(nb, name, fixed)
-    ex = _run(nb, [name])[name]
+    ex = run_in_process(nb, [name])[name]
     assert grade_exercise(ex, seed=seed, draws=1).status == PASSED  # right for the input it was made for
     grade = grade_exercise(ex, seed=seed)
     assert grade.status == FAILED and grade.failed_draws == [1, 2]
@@ -129,7 +115,7 @@ def test_the_handout_stubs_are_not_attempted_and_keep_the_mistakes_for_the_grade
     grader_code = "\n".join(handout.metadata["tglite_exercises"]["grader_code"])
     for _, _, key in PLANTED:
         assert f'"{key}"' in grader_code
-    exercises = _run(handout, NAMES)
+    exercises = run_in_process(handout, NAMES)
     for name in NAMES:
         grade = grade_exercise(exercises[name], seed=3)
         assert grade.status == NOT_ATTEMPTED, grade.message

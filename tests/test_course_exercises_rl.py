@@ -9,8 +9,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from course_exercises import pasted_backward, replace_block
-from test_exercises import _run_in_process
+from course_exercises import pasted_backward, replace_block, run_in_process
 
 import rl
 from tglite import exercises as exercises_module
@@ -26,7 +25,7 @@ CASES = [(notebook, name) for notebook, names in NOTEBOOKS.items() for name in n
 def load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Run a notebook's setup cell and the cells of the given exercises here; their registrations."""
     monkeypatch.chdir(tmp_path)  # the setup cells make tglite_out/ in the working folder
-    yield lambda nb, names: _run_in_process(nb, names)
+    yield lambda nb, names: run_in_process(nb, names)
     exercises_module.clear_registry()
 
 

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from tinygrad_lite import kernels
+from tinygrad_lite import backend, kernels
 
 
 def _nvvm_missing() -> str | None:
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return "the CUDA simulator has no compiler"
-    if not kernels.numba_available():
+    if not backend.numba_available():
         return "numba not installed"
     try:
         from numba import cuda, float32
@@ -43,13 +43,19 @@ def test_kernels_compile_to_ptx_for_sm90(monkeypatch):
         monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device",
                             lambda: types.SimpleNamespace(compute_capability=(9, 0)))
 
-    K = kernels.load("cuda")
-    f2, f1, i1, i2 = float32[:, :], float32[:], int64[:], int64[:, :]
+    from numba import boolean
+
+    from embeddings import word2vec_fast
+
+    K, W = kernels.load("cuda"), word2vec_fast.cuda_kernels()
+    f2, f1, i1, i2, f = float32[:, :], float32[:], int64[:], int64[:, :], float32
     sigs = {"softmax_fwd": (f2, f2), "softmax_bwd": (f2, f2, f2),
-            "layernorm_fwd": (f2, f1, f1, float32, f2, f1, f1), "layernorm_bwd": (f2, f1, f1, f1, f2, f2, f1, f1),
-            "xent_fwd": (f2, i1, int64, float32, f1, f1), "xent_bwd": (f2, i1, int64, float32, f1, f1, f2),
-            "sgns_update": (f2, f2, i1, i1, i2, float32, f1)}
-    assert set(sigs) == set(K.KERNELS)
-    for name, kernel in K.KERNELS.items():
+            "layer_norm_fwd": (f2, f1, f1, f, f2, f2, f1), "layer_norm_bwd": (f2, f2, f1, f1, boolean, f2, f1, f1),
+            "xent_fwd": (f2, i1, int64, f, f1, f1), "xent_bwd": (f2, i1, int64, f, f1, f1, f2),
+            "gelu_fwd": (f1, f1, f1), "adam_update": (f1, f1, f1, f1, f, f, f, f, f, f, f),
+            "sgns_update": (f2, f2, i1, i1, i2, f, f1)}
+    kernels_by_name = K.KERNELS | W.KERNELS
+    assert set(sigs) == set(kernels_by_name)
+    for name, kernel in kernels_by_name.items():
         ptx, _ = cuda.compile_ptx(kernel.py_func, sigs[name], cc=(9, 0))
         assert ".target sm_90" in ptx, name

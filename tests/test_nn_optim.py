@@ -214,7 +214,7 @@ def test_gradient_accumulation_equals_big_batch():
 
 
 # ------------------------------------------------ the compiled (Numba) path against the NumPy one
-numba_missing = pytest.mark.skipif(not tg_kernels.numba_available(), reason="numba not installed (extra: fast)")
+numba_missing = pytest.mark.skipif(not tg.backend.numba_available(), reason="numba not installed (extra: fast)")
 
 
 def trajectory(use_numba, monkeypatch, make_opt, dtype, steps=6):
@@ -244,7 +244,7 @@ def trajectory(use_numba, monkeypatch, make_opt, dtype, steps=6):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_compiled_adam_and_clipping_match_numpy(make_opt, dtype, monkeypatch):
     calls = []
-    kernels = tg.backend.cpu_kernels()
+    kernels = tg_kernels.load("cpu")  # the module the CPU backend's registry serves
     real_update, real_sq = kernels.adam_update, kernels.sum_of_squares
     monkeypatch.setattr(kernels, "adam_update", lambda *a, **k: (calls.append("adam"), real_update(*a, **k))[1])
     monkeypatch.setattr(kernels, "sum_of_squares", lambda *a: (calls.append("norm"), real_sq(*a))[1])

@@ -5,6 +5,6 @@ It is the only package that knows every layer; the layers themselves never impor
     tglite.commands   one module per subcommand (info, gradcheck-demo, tour, ...)
     tglite.tour       the tour: runs the steps registered by the modules in `tour.STEP_MODULES`
     tglite.demos      the lecture demos themselves
-    tglite.files      atomic file writes (text, PNG figures)
-    tglite.extras     lazy imports of optional packages, with an error that names the extra
+    tglite.files      save_figure: a matplotlib figure as a PNG, atomically (nn.files.atomic_write)
+    tglite.extras     a figure and a progress bar, imported lazily (tinygrad_lite.extras.require)
 """

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .extras import require
+from tinygrad_lite.extras import require
 
 BOOK_PACKAGES = ("sphinx", "myst_nb", "sphinx_book_theme")
 

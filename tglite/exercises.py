@@ -741,7 +741,7 @@ def build_student_notebook(src: str | os.PathLike[str], dest: str | os.PathLike[
     the notebook's metadata."""
     import nbformat
 
-    from .files import atomic_write_text
+    from nn.files import atomic_write_text
 
     src, dest = Path(src), Path(dest)
     if src.resolve() == dest.resolve():

@@ -1,30 +1,15 @@
-"""Optional dependencies of the front door, imported only by the code that needs them.
+"""Optional dependencies of the front door: a figure and a progress bar, imported only when used.
 
 `tglite info` and `tglite gradcheck-demo` run on NumPy alone; the tour needs the `course` extra
-(matplotlib for figures, tqdm for progress bars). A missing package gives an error that names
-the extra to install instead of a bare ImportError.
+(matplotlib for figures, tqdm for progress bars). A missing package gives the engine's
+MissingExtraError (tinygrad_lite.extras.require), which names the extra to install.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
-from types import ModuleType
 from typing import Any
 
-
-class MissingExtraError(ImportError):
-    """An optional package is missing; the message says which extra installs it."""
-
-
-def require(module: str, extra: str, purpose: str) -> ModuleType:
-    """Import `module`, or raise MissingExtraError naming the pip extra that provides it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingExtraError(
-            f"{purpose} needs the package {module.split('.')[0]!r}, which is not installed. "
-            f'Install it with:  pip install -e ".[{extra}]"  (from the repository root)'
-        ) from e
+from tinygrad_lite.extras import require
 
 
 def new_figure(width: float = 6.0, height: float = 4.5) -> Any:

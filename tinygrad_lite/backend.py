@@ -1,7 +1,12 @@
-"""Backends: the array module (`xp`) behind each device.
+"""Backends: the array module (`xp`) and the compiled kernels behind each device.
 
 Every op reaches its array library through `tensor.xp`, never by importing numpy for math
 directly, so a new device only has to register a `Backend` here. The CPU backend is NumPy.
+
+The backend also owns the device's compiled kernels (the kernel registry). An op that has a fast
+path asks `get_backend(x.device).kernel(name, x.dtype)`: it gets the compiled function, or None,
+and then runs its own xp code (the reference). No code outside this file compares device names.
+`tinygrad_lite/kernels/__init__.py` lists the kernel names and what each takes and returns.
 """
 from __future__ import annotations
 
@@ -11,17 +16,19 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .allocator import keep_freed_memory
+from .extras import require
 
 
 @dataclass(frozen=True)
 class Backend:
-    """What the engine needs from a device: its array module and a few extra functions."""
+    """What the engine needs from a device: its array module, a few extra functions, its kernels."""
 
     device: str
     xp: ModuleType
@@ -30,9 +37,27 @@ class Backend:
     # index_add(out, index, values): out[index] += values in place, repeated indices accumulating
     # (NumPy's np.add.at). None: use xp.add.at.
     index_add: Callable[[Any, tuple[Any, ...], Any], None] | None = field(default=None, repr=False)
-    # compiled_kernels(): the module of compiled kernels for this device's arrays, or None (then the
-    # fused ops and optimizers run their reference xp code). Called on use, so it can load lazily.
-    compiled_kernels: Callable[[], ModuleType | None] = field(default=lambda: None, repr=False)
+    # kernel_module(): the module of compiled kernels for this device's arrays, or None (then every
+    # op runs its xp reference code). Called on each lookup, so Numba loads on first use only.
+    kernel_module: Callable[[], ModuleType | None] = field(default=lambda: None, repr=False)
+    # uniform(seed, shape, dtype): U[0, 1) drawn on the device by its own generator, seeded with
+    # `seed`. None: the engine's host generator draws and the array is moved (NumPy devices).
+    uniform: Callable[[int, tuple[int, ...], Any], Any] | None = field(default=None, repr=False)
+
+    def kernel(self, name: str, dtype: Any = None) -> Callable[..., Any] | None:
+        """The compiled kernel `name` for this device's arrays of `dtype`, or None.
+
+        None means "run your reference code": the device has no such kernel, or none for this
+        dtype, or Numba is not installed, or TGLITE_NUMBA=0. A kernels module says what it serves
+        in its `DTYPES` table (kernel name -> the dtypes it takes).
+        """
+        module = self.kernel_module()
+        if module is None:
+            return None
+        dtypes = module.DTYPES.get(name)
+        if dtypes is None or (dtype is not None and dtype not in dtypes):
+            return None
+        return getattr(module, name)  # looked up on each call, so a test can wrap it with a spy
 
 
 def _numpy_erf() -> Callable[[Any], Any]:
@@ -47,39 +72,77 @@ def _numpy_erf() -> Callable[[Any], Any]:
         return lambda x: vec(x).astype(np.asarray(x).dtype, copy=False)
 
 
-# Set TGLITE_NUMBA=0 to keep the NumPy reference even where Numba is installed (e.g. to compare).
+# ---------------------------------------------------------------------- Numba, loaded one way
+# Set TGLITE_NUMBA=0 to keep the reference code even where Numba is installed (e.g. to compare).
 USE_NUMBA = os.environ.get("TGLITE_NUMBA", "1").strip().lower() not in ("0", "false", "no")
-_cpu_kernels: Any = None  # the Numba kernels module, loaded on first use; False: unavailable
 
 
-def cpu_kernels() -> ModuleType | None:
-    """The Numba CPU kernels (`tinygrad_lite.kernels.cpu`), or None without Numba or with TGLITE_NUMBA=0.
+@functools.lru_cache(maxsize=1)
+def numba_available() -> bool:
+    """Whether Numba is installed (without importing it: that takes ~0.5 s)."""
+    return importlib.util.find_spec("numba") is not None
 
-    Fused ops call this to take their compiled fast path; each keeps a NumPy reference path for
-    when it returns None (and for CuPy arrays), and tests run both.
+
+def default_numba_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinygrad_lite" / "numba"
+
+
+def ensure_numba_cache_dir() -> str:
+    """Point Numba's on-disk cache (`cache=True`) at a writable directory unless the user chose one.
+
+    By default Numba writes its cache next to the source file (`__pycache__`), which fails
+    silently for a read-only install (site-packages, a container image), and then every new process
+    compiles every kernel again (seconds each). This must run before numba is imported: Numba reads
+    NUMBA_CACHE_DIR once, at import.
     """
-    global _cpu_kernels
-    if not USE_NUMBA:
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        path = default_numba_cache_dir()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            os.environ["NUMBA_CACHE_DIR"] = str(path)
+        except OSError:  # no writable home: leave Numba's default (it then just does not cache)
+            pass
+    return os.environ.get("NUMBA_CACHE_DIR", "")
+
+
+def load_numba(purpose: str, extra: str = "fast") -> ModuleType:
+    """Import Numba for `purpose` (e.g. "the fast word2vec trainer"): the one way the project loads it.
+
+    First points Numba's compile cache at a writable directory (see ensure_numba_cache_dir);
+    without Numba, raises the project's MissingExtraError naming the pip extra that installs it.
+    """
+    ensure_numba_cache_dir()
+    return require("numba", extra, purpose)
+
+
+def compiled_kernels(target: str) -> ModuleType | None:
+    """The Numba kernels module for `target` ("cpu" or "cuda"), or None without Numba or with
+    TGLITE_NUMBA=0 (read on every call, so a test or benchmark can switch it): what a Backend's
+    `kernel_module` returns."""
+    if not USE_NUMBA or not numba_available():
         return None
-    if _cpu_kernels is None:
+    module = _KERNEL_MODULES.get(target)
+    if module is None:
         from . import kernels
 
-        _cpu_kernels = kernels.load("cpu") if kernels.numba_available() else False
-    return _cpu_kernels or None
+        module = _KERNEL_MODULES[target] = kernels.load(target)
+    return module
+
+
+_KERNEL_MODULES: dict[str, ModuleType] = {}
 
 
 def _numpy_index_add(out: np.ndarray, index: tuple[Any, ...], values: np.ndarray) -> None:
     """np.add.at, except for the embedding backward (one integer index array on axis 0), where the
     Numba kernel, when Numba is installed, is 17-97x faster on GPT and word2vec shapes (docs/gpu.md).
     The result is the same up to float rounding order."""
-    if (USE_NUMBA and len(index) == 1 and isinstance(index[0], np.ndarray) and index[0].dtype.kind in "iu"
-            and out.size and out.dtype in (np.float32, np.float64) and values.dtype == out.dtype
-            and out.flags.c_contiguous):
-        compiled = cpu_kernels()
-        if compiled is not None:
+    if (len(index) == 1 and isinstance(index[0], np.ndarray) and index[0].dtype.kind in "iu"
+            and out.size and values.dtype == out.dtype and out.flags.c_contiguous):
+        kernel = get_backend("cpu").kernel("index_add_rows", out.dtype)
+        if kernel is not None:
             idx = index[0].reshape(-1)
             rows = out.reshape(out.shape[0], -1)  # a view: `out` is contiguous
-            compiled.index_add_rows(rows, idx, values.reshape(idx.size, rows.shape[1]))
+            kernel(rows, idx, values.reshape(idx.size, rows.shape[1]))
             return
     np.add.at(out, index, values)
 
@@ -111,19 +174,14 @@ def get_backend(device: str) -> Backend:
     return backend
 
 
-def kernels_for(device: str) -> ModuleType | None:
-    """The compiled kernels for arrays on `device` (the Numba CPU kernels for "cpu"), or None:
-    what a fused op asks before taking its compiled fast path."""
-    return get_backend(device).compiled_kernels()
-
-
 def available_devices() -> list[str]:
     return sorted(_REGISTRY)
 
 
 def _numpy_backend() -> Backend:
     keep_freed_memory()  # reuse freed blocks instead of fresh pages each step (allocator.py)
-    return Backend("cpu", np, _numpy_erf(), lambda a: np.asarray(a), _numpy_index_add, cpu_kernels)
+    return Backend("cpu", np, _numpy_erf(), lambda a: np.asarray(a), _numpy_index_add,
+                   kernel_module=functools.partial(compiled_kernels, "cpu"))
 
 
 register_backend("cpu", _numpy_backend)
@@ -177,7 +235,21 @@ def _cupy_backend() -> Backend:
 
     # CuPy >= 13 has NumPy's `add.at`; older releases only cupyx.scatter_add (same arguments).
     index_add = cupy.add.at if hasattr(cupy.add, "at") else cupyx.scatter_add
-    return Backend("cuda", cupy, erf, cupy.asnumpy, index_add)
+    return Backend("cuda", cupy, erf, cupy.asnumpy, index_add,
+                   kernel_module=functools.partial(compiled_kernels, "cuda"), uniform=_cupy_uniform)
+
+
+def _cupy_uniform(seed: int, shape: tuple[int, ...], dtype: Any) -> Any:
+    """U[0, 1) drawn on the GPU by cuRAND's Philox4x32-10 generator, seeded with `seed`.
+
+    A fresh generator per draw keeps the engine's host generator the only random state (its
+    get_state/set_state and manual_seed cover GPU draws too); Philox is counter-based, so seeding
+    it costs no state initialization. The mask of a dropout layer never crosses the PCIe bus.
+    """
+    import cupy
+
+    rng = cupy.random.RandomState(seed, method=cupy.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+    return rng.random_sample(shape, dtype)
 
 
 register_backend("cuda", _cupy_backend)

@@ -142,8 +142,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generat
     if not training or p == 0.0:
         return x
     gen = generator or default_generator
-    keep = gen.uniform(x.shape, dtypes.float64 if x.dtype == dtypes.float64 else dtypes.float32) >= p
-    keep = x.xp.asarray(keep)  # the generator draws on the host; a no-op for NumPy arrays
+    # drawn on x's device (by its own generator where it has one: no mask crosses the bus)
+    keep = gen.uniform(x.shape, dtypes.float64 if x.dtype == dtypes.float64 else dtypes.float32, device=x.device) >= p
     mask = Tensor._make((keep / (1.0 - p)).astype(x.dtype), False, x.device)
     return x * mask
 

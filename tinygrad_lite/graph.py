@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .extras import require
 from .tensor import Tensor
 
 Parents = Callable[[Any], Sequence[Any]]
@@ -136,14 +137,10 @@ def dag_layout(root: Any, parents: Parents, max_nodes: int = 200) -> DagLayout:
 def _figure_class() -> type:
     """A matplotlib Figure that Jupyter shows inline (as PNG) without pyplot: display(fig), or fig as
     the last line of a cell. Made on first use, so the engine imports without matplotlib."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError("plotting a graph needs matplotlib, which is not installed. Install it with: "
-                          "pip install matplotlib  (or the repository's course extra: pip install -e \".[course]\"); "
-                          "tinygrad_lite.draw_graph gives the graph as DOT text without it") from e
+    figure = require("matplotlib.figure", "course", "plotting a graph",
+                     hint="Without it, tinygrad_lite.draw_graph gives the graph as DOT text.")
 
-    class GraphFigure(Figure):
+    class GraphFigure(figure.Figure):
         """A matplotlib Figure with a PNG representation for Jupyter."""
 
         def _repr_png_(self) -> bytes:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .backend import get_backend
+
 
 class Generator:
     """A seeded source of random arrays. `Generator(seed)`; `get_state()` / `set_state()`."""
@@ -30,8 +32,23 @@ class Generator:
         self.seed = state["seed"]
         self.np.bit_generator.state = state["bit_generator"]
 
-    # Draws return NumPy arrays; the Tensor factories wrap them.
-    def uniform(self, shape: tuple[int, ...], dtype: np.dtype, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    # Draws return NumPy arrays; the Tensor factories wrap them. (So a seed gives the same initial
+    # weights on every device.)
+    def uniform(self, shape: tuple[int, ...], dtype: np.dtype, low: float = 0.0, high: float = 1.0,
+                device: str | None = None) -> Any:
+        """U[low, high) of `shape`; with `device`, an array on that device (for dropout masks).
+
+        A device with its own generator (the GPU's) draws there, seeded by one 64-bit draw from this
+        generator: nothing crosses the bus, and this generator's state stays the only state, so
+        manual_seed and set_state cover device draws too. Other devices get the host draw, moved.
+        """
+        if device is not None:
+            backend = get_backend(device)
+            if backend.uniform is not None:
+                seed = int(self.np.integers(0, 2**63))
+                out = backend.uniform(seed, tuple(shape), np.float32 if dtype == np.float16 else dtype)
+                return (out * (high - low) + low if low != 0.0 or high != 1.0 else out).astype(dtype, copy=False)
+            return backend.xp.asarray(self.uniform(shape, dtype, low, high))
         out = self.np.random(shape, dtype=np.float64 if dtype == np.float16 else dtype)
         if low != 0.0 or high != 1.0:
             out = out * (high - low) + low

@@ -67,19 +67,57 @@ def test_softmax_forward_backward(shape):
     np.testing.assert_allclose(host(dx), ref_x.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_layernorm_forward_backward(shape):
+@pytest.mark.parametrize("shape", SHAPES + [(2, 2, 7)])  # leading axes are rows too
+@pytest.mark.parametrize("want_gx", [True, False])
+def test_layer_norm_forward_backward(shape, want_gx):
     x, gy = _data(shape) + 5.0, _data(shape, 1)  # an offset mean: the two-pass variance matters
-    w, b = _data(shape[1:], 2), _data(shape[1:], 3)
+    w, b = _data(shape[-1:], 2), _data(shape[-1:], 3)
     tx, tw, tb = (tg.Tensor(a.astype(np.float64), requires_grad=True) for a in (x, w, b))
     ref = F.layer_norm(tx, tw.shape, tw, tb, eps=1e-5)
     ref.backward(tg.Tensor(gy.astype(np.float64)))
-    y, mean, rstd = K.layernorm_forward(dev(x), dev(w), dev(b), 1e-5)
+    y, xhat, rstd = K.layer_norm_forward(dev(x), dev(w), dev(b), 1e-5)
     np.testing.assert_allclose(host(y), ref.numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(host(mean), x.astype(np.float64).mean(axis=1), rtol=1e-5)
-    dx, dw, db = K.layernorm_backward(dev(x), dev(w), mean, rstd, dev(gy))
-    for got, want in ((dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
+    x64 = x.astype(np.float64)
+    want_rstd = 1.0 / np.sqrt(x64.var(axis=-1, keepdims=True) + 1e-5)
+    assert rstd.shape == shape[:-1] + (1,)
+    np.testing.assert_allclose(host(rstd), want_rstd, rtol=1e-4)
+    np.testing.assert_allclose(host(xhat), (x64 - x64.mean(axis=-1, keepdims=True)) * want_rstd, rtol=1e-4, atol=1e-4)
+    dx, dw, db = K.layer_norm_backward(dev(gy), xhat, rstd, dev(w), want_gx)
+    for got, want in ((dw, tw.grad), (db, tb.grad)) + (((dx, tx.grad),) if want_gx else ()):
         np.testing.assert_allclose(host(got), want.numpy(), rtol=1e-4, atol=1e-4)
+    assert want_gx or dx is None
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, K.THREADS + 7)])  # one partial block; several blocks
+def test_gelu_forward(shape):
+    from scipy.special import erf
+
+    x = _data(shape)
+    y, cdf = K.gelu_forward(dev(x))
+    phi = 0.5 * (1.0 + erf(x.astype(np.float64) / np.sqrt(2.0)))
+    np.testing.assert_allclose(host(cdf), phi, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(host(y), x * phi, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("decoupled", [True, False], ids=["adamw", "adam-l2"])
+def test_adam_update_matches_the_reference_optimizer(decoupled):
+    import nn
+
+    p0, g = _data((3, K.THREADS + 5), 6), _data((3, K.THREADS + 5), 7)
+    m, v = np.abs(_data(p0.shape, 8)) * 0.1, np.abs(_data(p0.shape, 9)) * 0.1
+    ref = nn.Parameter(p0.astype(np.float64))  # the optimizer's NumPy path, in float64
+    opt = (nn.AdamW if decoupled else nn.Adam)([ref], lr=0.01, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    opt.state[id(ref)] = {"step": 2, "exp_avg": m.astype(np.float64), "exp_avg_sq": v.astype(np.float64)}
+    ref.grad = tg.Tensor(g.astype(np.float64))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tg.backend, "USE_NUMBA", False)  # the reference, not the CPU kernel
+        opt.step()
+    p, dm, dv = dev(p0.copy()), dev(m.copy()), dev(v.copy())
+    K.adam_update(p, dev(g), dm, dv, lr=0.01, b1=0.9, b2=0.99, eps=1e-8, step=3, weight_decay=0.1,
+                  decoupled=decoupled)
+    np.testing.assert_allclose(host(p), ref.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(host(dm), opt.state[id(ref)]["exp_avg"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(host(dv), opt.state[id(ref)]["exp_avg_sq"], rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -98,48 +136,16 @@ def test_cross_entropy_forward_backward(shape, label_smoothing):
     np.testing.assert_allclose(host(dx), t.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
-def sgns_reference(w_in, w_out, centers, contexts, negatives, lr):
-    """Skip-gram negative sampling, one pair after another, in float64 (the kernel's semantics
-    when pairs touch disjoint rows, as in this test)."""
-    w_in, w_out = w_in.astype(np.float64), w_out.astype(np.float64)
-    losses = []
-    for c, pos, negs in zip(centers, contexts, negatives):
-        h, gh, total = w_in[c].copy(), np.zeros(w_in.shape[1]), 0.0
-        for k, j in enumerate([pos, *negs]):
-            s = h @ w_out[j]
-            label = 1.0 if k == 0 else 0.0
-            coef = 1.0 / (1.0 + np.exp(-s)) - label
-            total += np.logaddexp(0.0, -s if k == 0 else s)
-            gh += coef * w_out[j]
-            w_out[j] -= lr * coef * h
-        w_in[c] -= lr * gh
-        losses.append(total)
-    return w_in, w_out, np.array(losses)
-
-
-@pytest.mark.parametrize("dim", [6, K.THREADS + 5])
-def test_sgns_update(dim):
-    rng = np.random.default_rng(6)
-    vocab, pairs, k = 24, 3, 2
-    w_in, w_out = _data((vocab, dim), 7, 0.5), _data((vocab, dim), 8, 0.5)
-    ids = rng.permutation(vocab)  # disjoint rows across pairs: the result cannot depend on block order
-    centers, contexts = ids[:pairs], ids[pairs:2 * pairs]
-    negatives = ids[2 * pairs:2 * pairs + pairs * k].reshape(pairs, k)
-    negatives[0, 1] = contexts[0]  # the context drawn again as a negative: the in-block ordering matters
-    want_in, want_out, want_loss = sgns_reference(w_in, w_out, centers, contexts, negatives, 0.5)
-    d_in, d_out = dev(w_in), dev(w_out)
-    loss = K.sgns_update(d_in, d_out, dev(centers), dev(contexts), dev(negatives), 0.5)
-    np.testing.assert_allclose(host(loss), want_loss, rtol=1e-5)
-    np.testing.assert_allclose(host(d_in), want_in, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(host(d_out), want_out, rtol=1e-5, atol=1e-6)
-
-
 def test_wrappers_reject_wrong_dtypes_and_shapes():
     with pytest.raises(TypeError, match="float32"):
         K.softmax_forward(dev(np.zeros((2, 3))))
-    with pytest.raises(ValueError, match="2-D"):
-        K.softmax_forward(dev(np.zeros(3, np.float32)))
-    with pytest.raises(ValueError, match="sgns_update"):
-        z = dev(np.zeros((4, 3), np.float32))
-        ids = dev(np.zeros(2, np.int64))
-        K.sgns_update(z, z, ids, dev(np.zeros(3, np.int64)), dev(np.zeros((2, 1), np.int64)), 0.1)
+    with pytest.raises(ValueError, match="feature axis"):
+        K.softmax_forward(dev(np.zeros((), np.float32)))
+    with pytest.raises(TypeError, match="float32"):
+        K.gelu_forward(dev(np.zeros(3)))
+    with pytest.raises(ValueError, match="adam_update"):
+        z = dev(np.zeros(3, np.float32))
+        K.adam_update(z, dev(np.zeros(4, np.float32)), z, z, lr=0.1, b1=0.9, b2=0.99, eps=1e-8, step=1,
+                      weight_decay=0.0, decoupled=True)
+    with pytest.raises(ValueError, match="cross_entropy_forward"):
+        K.cross_entropy_forward(dev(np.zeros((2, 3), np.float32)), dev(np.zeros(3, np.int64)))

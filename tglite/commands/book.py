@@ -33,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run_build(args: argparse.Namespace) -> int:
     import sys
 
+    from tinygrad_lite.extras import MissingExtraError
+
     from ..book import BookError, build_book, repo_root
-    from ..extras import MissingExtraError
 
     if args.jobs < 1:
         print(f"tglite book build: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)

@@ -42,7 +42,7 @@ def run_backprop(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import replace
 
-    from ..extras import MissingExtraError, require
+    from tinygrad_lite.extras import MissingExtraError, require
 
     try:
         require("matplotlib", "course", "tglite demo backprop (figures)")

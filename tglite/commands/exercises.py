@@ -92,7 +92,7 @@ def _cannot_start(command: str, notebook: Path | None = None) -> bool:
     missing or `notebook` (when given) is not a file; False when the command can go on."""
     import sys
 
-    from ..extras import MissingExtraError, require
+    from tinygrad_lite.extras import MissingExtraError, require
 
     what = f"tglite exercises {command}"
     try:
@@ -175,8 +175,9 @@ def run_check(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
+    from nn.files import atomic_write_text
+
     from ..exercises import GradingError, grade_notebook
-    from ..files import atomic_write_text
 
     if _cannot_start("check"):  # grade_notebook says itself when the notebook is missing
         return 2

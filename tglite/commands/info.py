@@ -92,12 +92,16 @@ def check_numpy() -> Check:
 
 
 def check_numba_cpu() -> Check:
+    from tinygrad_lite import backend
+    from tinygrad_lite.extras import install_command
+
     name = "Numba CPU (njit)"
-    if importlib.util.find_spec("numba") is None:
-        return Check(name, "not installed", 'optional: pip install -e ".[fast]"')
+    if not backend.numba_available():
+        return Check(name, "not installed", f"optional: {install_command('fast')}")
     try:
         import numpy as np
-        from numba import njit
+
+        njit = backend.load_numba("the Numba check").njit  # the engine's loader (sets the compile cache)
 
         def axpy(a: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
             return a * x + y
@@ -113,9 +117,11 @@ def check_numba_cpu() -> Check:
 
 
 def check_cupy() -> Check:
+    from tinygrad_lite.extras import install_command
+
     name = "CuPy (CUDA GPU)"
     if importlib.util.find_spec("cupy") is None:
-        return Check(name, "not installed", 'optional: pip install -e ".[gpu]" on a machine with an NVIDIA GPU')
+        return Check(name, "not installed", f"optional: {install_command('gpu')} on a machine with an NVIDIA GPU")
     try:
         import cupy
 
@@ -150,9 +156,12 @@ print("ok")
 
 
 def check_cuda_simulator(timeout: float) -> Check:
+    from tinygrad_lite import backend
+    from tinygrad_lite.extras import install_command
+
     name = "Numba CUDA simulator"
-    if importlib.util.find_spec("numba") is None:
-        return Check(name, "not installed", 'needs numba: pip install -e ".[fast]"')
+    if not backend.numba_available():
+        return Check(name, "not installed", f"needs numba: {install_command('fast')}")
     # The simulator is chosen when numba is first imported, so it needs a fresh process.
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     t0 = time.perf_counter()

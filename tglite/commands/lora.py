@@ -122,7 +122,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _save_json(data: Any, path: Path, written: list[Path]) -> None:
-    from ..files import atomic_write_text
+    from nn.files import atomic_write_text
 
     written.append(atomic_write_text(path, json.dumps(data, indent=1, default=_jsonable) + "\n"))
     print(f"numbers: {path}")

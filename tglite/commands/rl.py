@@ -192,8 +192,7 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- running
 def run(args: argparse.Namespace) -> int:
     import nn
-
-    from ..extras import MissingExtraError
+    from tinygrad_lite.extras import MissingExtraError
 
     name = args.rl_command
     handler = {"train-policy": _train_policy, "train-rm": _train_rm, "search": _search, "evaluate": _evaluate,
@@ -386,7 +385,7 @@ def _remove_outputs(out: Path, patterns: Sequence[str]) -> None:
 
 
 def _need_course_extra(progress: bool) -> None:
-    from ..extras import require
+    from tinygrad_lite.extras import require
 
     require("matplotlib", "course", "tglite rl (figures)")
     if progress:
@@ -488,10 +487,9 @@ def _train_policy(args: argparse.Namespace) -> int:
 def _train_rm(args: argparse.Namespace) -> int:
     import json
 
+    from nn.files import atomic_write_text
     from rl import RewardStudyConfig, build_reward_data, evaluate_reward_models, save_reward_model, train_reward_models
     from rl.plots import plot_aggregation_bias
-
-    from ..files import atomic_write_text
 
     if args.settings:
         print("settings (rl.RewardStudyConfig):")
@@ -643,11 +641,11 @@ CLAIMS_OUTPUTS = ("compute_claims.json", "claims.md", "coverage.png", "accuracy_
 def _claims(args: argparse.Namespace) -> int:
     import json
 
+    from nn.files import atomic_write_text
     from rl import ComputeClaimsConfig, claims_markdown, judge_compute_claims, run_compute_claims
     from rl.plots import plot_accuracy_vs_flops, plot_coverage
 
     from ..extras import progress
-    from ..files import atomic_write_text
 
     base = ComputeClaimsConfig.quick() if args.quick else ComputeClaimsConfig()
     if args.settings:

@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..extras import MissingExtraError, require
+    from tinygrad_lite.extras import MissingExtraError, require
+
     from ..tour import run_tour, tour_steps
 
     if args.list:

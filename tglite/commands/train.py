@@ -118,8 +118,7 @@ def resumed_config(args: argparse.Namespace, named: Any, saved: dict[str, Any], 
 def run(args: argparse.Namespace) -> int:
     from nn.distributed import get_communicator
     from nn.train import CONFIGS, Trainer, get_config
-
-    from ..extras import require
+    from tinygrad_lite.extras import require
 
     try:
         comm = get_communicator()

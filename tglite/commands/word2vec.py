@@ -103,9 +103,9 @@ def run_train(args: argparse.Namespace) -> int:
                   f"(min_count {args.min_count}); {args.model}, dim {args.dim}, window {args.window}, "
                   f"negative {args.negative}, sample {args.sample}, {args.epochs} epochs, {args.workers} threads")
             if not args.no_progress:
-                from tqdm import tqdm
+                from ..extras import progress as progress_bar
 
-                bar = tqdm(total=total, unit="w", unit_scale=True, desc="word2vec")
+                bar = progress_bar(total=total, unit="w", unit_scale=True, desc="word2vec")
             stats = model.train(encoded, epochs=args.epochs, callback=progress)
             model.vectors().save_word2vec_format(args.out, binary=args.binary or None)  # None: by suffix
     except KeyboardInterrupt:

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 import tinygrad_lite as tg
+from nn.files import atomic_write_text
 from tinygrad_lite import Generator, Tensor
 from tinygrad_lite.graph import topological_order
 
-from ..files import atomic_write_text, save_figure
+from ..files import save_figure
 from ..tour import register
 
 Printer = Callable[[str], None]

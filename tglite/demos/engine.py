@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 import tinygrad_lite as tg
+from nn.files import atomic_write_text
 from tinygrad_lite import Function, Generator, Tensor
 from tinygrad_lite import functional as F
 
-from ..files import atomic_write_text, save_figure
+from ..files import save_figure
 from ..tour import register
 
 Params = list[tuple[str, Tensor]]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_lite as tg
+from nn.files import atomic_write_text
 
-from ..files import atomic_write_text
 from ..tour import register
 
 

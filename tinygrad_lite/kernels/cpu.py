@@ -2,12 +2,13 @@
 on-disk compile cache first and names the extra to install when Numba is missing.
 
 Each kernel has a NumPy reference in the engine (the readable version, and the one used without
-Numba); tests check that both agree and that gradients through either are right.
+Numba); tests check that both agree and that gradients through either are right. The ops find
+these through the CPU backend's registry (`DTYPES` at the end says which kernels serve which dtypes).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit  # numba is already loaded (and its cache directory set) by kernels.load
 
 # LLVM's fast-math flags minus "nnan" and "ninf": the compiler may reorder sums (so loops vectorize)
 # but may not assume the data is finite, so NaN and Inf propagate as they do in NumPy (a NaN
@@ -191,3 +192,15 @@ def _sum_of_squares(a):  # noqa: ANN001, ANN202
 def sum_of_squares(a: np.ndarray) -> float:
     """Σ a², accumulated in float64 (for gradient-norm clipping), in one pass without temporaries."""
     return float(_sum_of_squares(np.ascontiguousarray(a).reshape(-1)))
+
+
+# The registry: which kernels this module serves, for which dtypes (Backend.kernel reads it).
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+DTYPES: dict[str, tuple[np.dtype, ...]] = {
+    "gelu_forward": (_F32,),  # float64 keeps SciPy's exact erf: the gradient checks run in float64
+    "layer_norm_forward": (_F32, _F64),
+    "layer_norm_backward": (_F32, _F64),
+    "adam_update": (_F32, _F64),
+    "sum_of_squares": (_F32, _F64),
+    "index_add_rows": (_F32, _F64),
+}

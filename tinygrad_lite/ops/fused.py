@@ -3,13 +3,17 @@
 They are the fast path: one pass, no intermediate graph nodes. Their backward is not written
 with Tensor ops, so they refuse double backward (`double_backward = False`); use the composed
 version (e.g. `-(log_softmax(x) * onehot).sum()`) when you need higher-order gradients.
+
+Where the device has a compiled kernel for an op (`get_backend(device).kernel(name, dtype)`: Numba
+on the CPU, Numba CUDA on the GPU, see kernels/__init__.py), the op calls it; otherwise it runs the
+xp code written here, which is the reference the kernels are tested against.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from ..backend import get_backend, kernels_for
+from ..backend import get_backend
 from ..function import Function, tangent_sum
 from ..tensor import Tensor
 
@@ -19,6 +23,8 @@ class CrossEntropy(Function):
 
     q = (1-ε)·onehot(y) + ε/C (label smoothing, Szegedy et al. 2016). Since Σ_c q_c = 1, the
     gradient with respect to the logits is simply softmax(x) - q, per row, divided by N.
+
+    With a compiled kernel (the GPU's) forward keeps only each row's logsumexp, not log-softmax.
     """
 
     double_backward = False
@@ -35,17 +41,23 @@ class CrossEntropy(Function):
                 f"cross_entropy: targets must lie in [0, {n_classes}) or equal ignore_index={ignore_index}, "
                 f"got range [{int(y[keep].min())}, {int(y[keep].max())}]"
             )
-        shifted = x - x.max(axis=1, keepdims=True)
-        logsumexp = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        logp = shifted - logsumexp  # log-softmax, stable for logits of any magnitude
-        rows = xp.arange(x.shape[0])
-        nll = -logp[rows, y_safe]
-        if label_smoothing:
-            nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=1)
-        nll = xp.where(keep, nll, 0.0).astype(x.dtype, copy=False)
+        self.y_safe, self.keep, self.rows = y_safe, keep, xp.arange(x.shape[0])
+        self.eps, self.reduction, self.shape, self.ignore_index = label_smoothing, reduction, logits.shape, ignore_index
+        backend = get_backend(logits.device)
+        self.backward_kernel = backend.kernel("cross_entropy_backward", x.dtype)
+        kernel = backend.kernel("cross_entropy_forward", x.dtype) if self.backward_kernel else None
+        if kernel is not None:  # per-row loss and logsumexp in one compiled pass
+            nll, self.lse = kernel(x, y, ignore_index, label_smoothing)
+            self.x, self.y, self.logp = x, y, None
+        else:
+            shifted = x - x.max(axis=1, keepdims=True)
+            logsumexp = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+            self.logp = logp = shifted - logsumexp  # log-softmax, stable for logits of any magnitude
+            nll = -logp[self.rows, y_safe]
+            if label_smoothing:
+                nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=1)
+            nll = xp.where(keep, nll, 0.0).astype(x.dtype, copy=False)
         count = int(keep.sum())
-        self.logp, self.y_safe, self.keep, self.rows = logp, y_safe, keep, rows
-        self.eps, self.reduction, self.shape = label_smoothing, reduction, logits.shape
         if reduction == "none":
             return nll.reshape(logits.shape[:-1])
         if reduction == "sum":
@@ -56,6 +68,11 @@ class CrossEntropy(Function):
 
     def backward(self, g: Tensor) -> Tensor:
         xp = g.xp
+        if self.logp is None:  # the compiled path: each row's gradient is scaled by its incoming gradient
+            rows = g.data.reshape(-1) if self.reduction == "none" else \
+                xp.full(self.x.shape[0], g.data * self.scale, dtype=self.x.dtype)
+            grad = self.backward_kernel(self.x, self.y, self.lse, rows, self.ignore_index, self.eps)
+            return Tensor._make(grad.reshape(self.shape), False, g.device)
         grad = xp.exp(self.logp)  # softmax
         n_classes = grad.shape[1]
         if self.eps:
@@ -71,8 +88,9 @@ class CrossEntropy(Function):
     def jvp(self, dlogits: Any) -> Any:
         # d(nll) = Σ_c (softmax(x)_c - q_c)·dx_c per row: backward's rows, taken along dx
         xp, eps = self.inputs[0].xp, self.eps
-        dx = dlogits.reshape(self.logp.shape)
-        d = (xp.exp(self.logp) * dx).sum(axis=1) - (1.0 - eps) * dx[self.rows, self.y_safe]
+        dx = dlogits.reshape(-1, self.shape[-1])
+        softmax = xp.exp(self.logp) if self.logp is not None else xp.exp(self.x - self.lse[:, None])
+        d = (softmax * dx).sum(axis=1) - (1.0 - eps) * dx[self.rows, self.y_safe]
         if eps:
             d -= eps * dx.mean(axis=1)  # the ε/C spread over every class
         d = xp.where(self.keep, d, 0.0)
@@ -87,17 +105,19 @@ class LayerNorm(Function):
         dx = r · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂))
         dw = Σ_rows g · x̂          db = Σ_rows g
 
-    The NumPy code below is the reference; on the CPU with Numba installed the same math runs as
-    one compiled pass per row (`kernels/cpu.py`, `layer_norm_forward` / `layer_norm_backward`).
+    The xp code below is the reference; where the device has the kernels (Numba on the CPU, CUDA
+    on the GPU) the same math runs as one compiled pass per row (`layer_norm_forward` / `_backward`).
     """
 
     double_backward = False
 
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Any:
         self.save_for_backward(weight)  # its version is checked: an in-place update would corrupt dx
-        self.compiled = kernels_for(x.device)
-        if self.compiled is not None:
-            y, self.xhat, self.rstd = self.compiled.layer_norm_forward(x.data, weight.data, bias.data, eps)
+        backend = get_backend(x.device)
+        self.backward_kernel = backend.kernel("layer_norm_backward", x.dtype)  # both paths save x̂ and rstd
+        kernel = backend.kernel("layer_norm_forward", x.dtype)
+        if kernel is not None:
+            y, self.xhat, self.rstd = kernel(x.data, weight.data, bias.data, eps)
             return y
         xp = x.xp
         mean = x.data.mean(axis=-1, keepdims=True)
@@ -111,9 +131,8 @@ class LayerNorm(Function):
         gy, xhat = g.data, self.xhat
         lead = tuple(range(gy.ndim - 1))  # every axis but the features: the rows of the batch
         gx = gw = gb = None
-        if self.compiled is not None:
-            gx, gw, gb = self.compiled.layer_norm_backward(gy, xhat, self.rstd, self.saved_tensors[0].data,
-                                                           want_gx=x.requires_grad)
+        if self.backward_kernel is not None:
+            gx, gw, gb = self.backward_kernel(gy, xhat, self.rstd, self.saved_tensors[0].data, want_gx=x.requires_grad)
             return tuple(None if a is None or not t.requires_grad else Tensor._make(a, False, g.device)
                          for a, t in ((gx, x), (gw, weight), (gb, bias)))
         if x.requires_grad:
@@ -178,9 +197,9 @@ class FusedGelu(Function):
 
     def forward(self, x: Tensor) -> Any:
         self.x = x.data
-        compiled = kernels_for(x.device) if x.dtype == "float32" else None
-        if compiled is not None:  # one compiled pass with a float32 erf (kernels/cpu.py); same math
-            y, self.cdf = compiled.gelu_forward(x.data)
+        kernel = get_backend(x.device).kernel("gelu_forward", x.dtype)
+        if kernel is not None:  # one compiled pass (a float32 erf); the same math as below
+            y, self.cdf = kernel(x.data)
             return y
         erf = get_backend(x.device).erf
         self.cdf = (0.5 * (1.0 + erf(x.data * (1.0 / math.sqrt(2.0))))).astype(x.dtype, copy=False)

@@ -6,7 +6,9 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from ..backend import get_backend
 from ..function import Function
+from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from .elementwise import where
 
@@ -112,19 +114,32 @@ class LogSumExp(Function):
 
 
 class Softmax(Function):
-    """s = e^(x - max) / Σ e^(x - max).  Backward: s·(g - Σ g·s)  (the softmax Jacobian-vector product)."""
+    """s = e^(x - max) / Σ e^(x - max).  Backward: s·(g - Σ g·s)  (the softmax Jacobian-vector product).
+
+    Over the last axis, on a device with softmax kernels (the GPU's), forward is one compiled pass,
+    and so is backward when it records no graph (create_graph=False); the code below is the reference.
+    """
 
     saves_output = True
+    backward_kernel = None
 
     def forward(self, x: Tensor, axis: int) -> Any:
         self.axis = axis
         if x.data.size == 0:  # nothing to normalize: an empty result, as in PyTorch (max would raise)
             return x.data.copy()
+        if axis == x.ndim - 1:
+            backend = get_backend(x.device)
+            kernel = backend.kernel("softmax_forward", x.dtype)
+            if kernel is not None:
+                self.backward_kernel = backend.kernel("softmax_backward", x.dtype)
+                return kernel(x.data)
         e = x.xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
         return e / e.sum(axis=axis, keepdims=True)
 
     def backward(self, g: Tensor) -> Tensor:
         s = self.output
+        if self.backward_kernel is not None and g.dtype == s.dtype and not is_grad_enabled():
+            return Tensor._make(self.backward_kernel(s.data, g.data), False, g.device)
         return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
 
     def jvp(self, dx: Any) -> Any:
