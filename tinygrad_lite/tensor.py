@@ -594,9 +594,8 @@ class Tensor:
             axis: Axis = None, keepdims: bool | None = None, ddof: float | None = None,
             unbiased: bool | None = None) -> Tensor:
         """sqrt(var); the default ddof follows the spelling of the call (see var)."""
-        # At a constant row the derivative of sqrt(var) is 0·∞; take 0 there, as PyTorch does.
-        return E.Sqrt.apply(self._var("std", dim, keepdim, correction, axis, keepdims, ddof, unbiased),
-                            zero_at_zero=True)
+        # R.root: at a constant row the slope of sqrt(var) is 0·∞; it takes 0 there, as PyTorch does.
+        return R.root(self._var("std", dim, keepdim, correction, axis, keepdims, ddof, unbiased), 2)
 
     def _var(self, op: str, dim: Axis, keepdim: bool | None, correction: float | None, axis: Axis,
              keepdims: bool | None, ddof: float | None, unbiased: bool | None) -> Tensor:

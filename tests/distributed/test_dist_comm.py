@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 import time
 
 import numpy as np
 import pytest
+from launch import nested_mpiexec
 
 from nn.distributed import launched_by_mpi
 
@@ -115,11 +115,8 @@ def run_job(tmp_path, mode: str) -> subprocess.CompletedProcess:
     inner mpiexec starts its own job instead of joining ours)."""
     script = tmp_path / "job.py"
     script.write_text(FAILING_JOB)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPI_", "OMPI_"))}
-    env.update(TGLITE_DIST_TIMEOUT="3", PYTHONPATH=REPO, OPENBLAS_NUM_THREADS="1")
-    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), mode], env=env, capture_output=True,
-                          text=True, timeout=50)
+    command, env = nested_mpiexec(str(script), mode, TGLITE_DIST_TIMEOUT="3", PYTHONPATH=REPO)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=50)
 
 
 @pytest.mark.parametrize("mode, culprit", [("raise", "rank 1 of 2 failed with ValueError: planted failure"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from launch import nested_mpiexec
 
 from nn.distributed import launched_by_mpi
 
@@ -74,17 +75,13 @@ def test_process_rewards_are_refused_across_ranks(comm):
 
 def test_tglite_rl_grpo_under_mpiexec(comm, shared_tmp):
     """`tglite rl grpo` unchanged under `mpiexec -n 2`: one voice, one run folder, resumable."""
-    import os
     import subprocess
-    import sys
 
     if comm.rank == 0:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPI_", "OMPI_"))}
-        env.update(OPENBLAS_NUM_THREADS="1", TGLITE_DIST_TIMEOUT="60")
-        mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
         out = shared_tmp / "grpo"
-        command = [mpiexec, "-n", "2", sys.executable, "-m", "tglite", "rl", "grpo", "--out", str(out), "--no-progress",
-                   "prompts_per_step=2", "grpo.num_generations=4", "eval_interval=0"]
+        command, env = nested_mpiexec("-m", "tglite", "rl", "grpo", "--out", str(out), "--no-progress",
+                                      "prompts_per_step=2", "grpo.num_generations=4", "eval_interval=0",
+                                      TGLITE_DIST_TIMEOUT="60")
         done = subprocess.run([*command, "steps=1"], env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.count("2 ranks x 2 completions") == 1 and (out / "ckpt.npz").is_file()

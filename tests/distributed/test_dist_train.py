@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from launch import nested_mpiexec
 
 from nn.distributed import launched_by_mpi
 
@@ -73,12 +72,9 @@ def test_resume_with_the_same_and_a_different_number_of_ranks(comm, shared_tmp):
 def test_tglite_train_gpt_under_mpiexec(comm, shared_tmp):
     """The unchanged command under `mpiexec -n 2`: one progress report, one checkpoint, resumable."""
     if comm.rank == 0:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "MPI_", "OMPI_"))}
-        env.update(OPENBLAS_NUM_THREADS="1", TGLITE_DIST_TIMEOUT="60")
-        mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
         out = shared_tmp / "cli"
-        command = [mpiexec, "-n", "2", sys.executable, "-m", "tglite", "train", "gpt", "--config", "tiny",
-                   "--no-progress", f"out_dir={out}", "max_iters=4", "eval_interval=2"]
+        command, env = nested_mpiexec("-m", "tglite", "train", "gpt", "--config", "tiny", "--no-progress",
+                                      f"out_dir={out}", "max_iters=4", "eval_interval=2", TGLITE_DIST_TIMEOUT="60")
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.count("step 2: train loss") == 1  # rank 0 speaks, rank 1 does not

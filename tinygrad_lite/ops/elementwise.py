@@ -235,28 +235,16 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    """sqrt(x); d/dx = 1 / (2 sqrt(x)), infinite at 0. `zero_at_zero=True` takes 0 there instead (a
-    subgradient): what std and norms use, so that a constant row or a zero vector gets gradient 0,
-    as in PyTorch, not 0·∞ = NaN."""
-
     saves_output = True
 
-    def forward(self, x: Tensor, zero_at_zero: bool = False) -> Any:
-        self.zero_at_zero = zero_at_zero
+    def forward(self, x: Tensor) -> Any:
         return x.xp.sqrt(x.data)
 
     def backward(self, g: Tensor) -> Tensor:
-        if not self.zero_at_zero:
-            return g / (self.output * 2.0)  # d sqrt(x) = 1 / (2 sqrt(x))
-        zero = _const(g, (self.output.data == 0).astype(g.dtype))  # 1 where sqrt(x) = 0
-        return g * (1.0 - zero) / (self.output * 2.0 + zero)  # the same, and 0 where x = 0
+        return g / (self.output * 2.0)  # d sqrt(x) = 1 / (2 sqrt(x))
 
     def jvp(self, dx: Any) -> Any:
-        y = self.result
-        if not self.zero_at_zero:
-            return dx / (2.0 * y)
-        zero = (y == 0).astype(y.dtype)
-        return dx * (1.0 - zero) / (2.0 * y + zero)
+        return dx / (2.0 * self.result)
 
 
 class Abs(Function):

@@ -202,12 +202,18 @@ def norm(x: Tensor, p: float | str, axes: tuple[int, ...], keepdims: bool) -> Te
     if p == 1:
         return x.abs().sum(axis=axes, keepdims=keepdims)
     total = (x * x if p == 2 else x.abs() ** p).sum(axis=axes, keepdims=keepdims)
+    return root(total, p)
+
+
+def root(total: Tensor, p: float) -> Tensor:
+    """total ** (1/p) for total >= 0, with slope 0 where total is 0: the root's slope is infinite
+    there (and 0·∞ = NaN in the chain rule), so norms of a zero vector and std of a constant row
+    take PyTorch's subgradient 0, in reverse and in forward mode alike."""
     zero = total.data == 0
     if not zero.any():
         return total ** (1.0 / p)
-    # The root has an infinite slope at 0 (and 0·∞ = NaN in the chain rule): where the norm is 0,
-    # take the root of 1 and replace it by 0, so the gradient there is 0, as PyTorch's subgradient.
-    zero = Tensor._make(zero, False, x.device)
+    # Where total is 0, take the root of 1 instead and replace it by 0: no path carries a slope there.
+    zero = Tensor._make(zero, False, total.device)
     return where(zero, 0.0, where(zero, 1.0, total) ** (1.0 / p))
 
 
