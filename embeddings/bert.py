@@ -14,7 +14,6 @@ similarity): 6 layers, hidden 384, 12 heads, feed-forward 1536, post-LayerNorm (
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import tinygrad_lite as tg
+import tinygrad_lite.functional as F
 from nn import Embedding, LayerNorm, Linear, Module, ModuleList
 from tinygrad_lite import Tensor
 from tinygrad_lite.extras import package_dir, require
@@ -47,7 +47,7 @@ class _SelfAttention(Module):
         self.query, self.key, self.value = (Linear(c.hidden, c.hidden) for _ in range(3))
         self.heads = c.heads
 
-    def forward(self, x: Tensor, mask_bias: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attend: np.ndarray) -> Tensor:
         B, T, D = x.shape
         H, dh = self.heads, D // self.heads
 
@@ -55,9 +55,9 @@ class _SelfAttention(Module):
             return t.reshape(B, T, H, dh).transpose(1, 2)
 
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(dh)) + mask_bias  # (B, H, T, T)
-        # bidirectional: every token sees every real token; padding keys get -inf-like bias
-        return (scores.softmax(axis=-1) @ v).transpose(1, 2).reshape(B, T, D)
+        # bidirectional: every token sees every real token (`attend`, True = may look), not the padding
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        return y.transpose(1, 2).reshape(B, T, D)
 
 
 class _DenseNorm(Module):
@@ -76,8 +76,8 @@ class _Attention(Module):
         setattr(self, "self", _SelfAttention(c))  # the checkpoint's name for it  # noqa: B010
         self.output = _DenseNorm(c.hidden, c.hidden, c.eps)
 
-    def forward(self, x: Tensor, mask_bias: Tensor) -> Tensor:
-        return self.output(getattr(self, "self")(x, mask_bias), x)  # noqa: B009
+    def forward(self, x: Tensor, attend: np.ndarray) -> Tensor:
+        return self.output(getattr(self, "self")(x, attend), x)  # noqa: B009
 
 
 class _Intermediate(Module):
@@ -94,8 +94,8 @@ class _Layer(Module):
         self.intermediate = _Intermediate(c)
         self.output = _DenseNorm(c.intermediate, c.hidden, c.eps)
 
-    def forward(self, x: Tensor, mask_bias: Tensor) -> Tensor:
-        a = self.attention(x, mask_bias)
+    def forward(self, x: Tensor, attend: np.ndarray) -> Tensor:
+        a = self.attention(x, attend)
         return self.output(self.intermediate(a), a)
 
 
@@ -128,9 +128,9 @@ class BertEncoder(Module):
 
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> Tensor:
         x = self.embeddings(ids)
-        mask_bias = Tensor(((1.0 - mask[:, None, None, :]) * -1e9).astype(np.float32))  # (B, 1, 1, T)
+        attend = mask[:, None, None, :].astype(bool)  # (B, 1, 1, T): every query may look at the real tokens
         for layer in self.encoder.layer:
-            x = layer(x, mask_bias)
+            x = layer(x, attend)
         return x
 
 

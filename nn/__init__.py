@@ -6,7 +6,7 @@ tinygrad_lite only.
     opt = model.configure_optimizers(weight_decay=0.1, learning_rate=1e-3)
 """
 from . import optim
-from .attention import CausalSelfAttention, KVCache, LayerKV, attention_reference, causal_mask
+from .attention import CausalSelfAttention, KVCache, LayerKV, causal_mask
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, restore, save_checkpoint
 from .data import DataError, genre_text, get_batch, markdown_play_to_text, shakespeare_text, train_val_split
 from .decoder import Decoder
@@ -39,7 +39,7 @@ __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "StateDictError", "LoadResult",
     "Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "GELU", "ReLU", "SiLU", "Tanh", "MLP",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss",
-    "layer_norm_reference", "CausalSelfAttention", "attention_reference", "KVCache", "LayerKV", "causal_mask",
+    "layer_norm_reference", "CausalSelfAttention", "KVCache", "LayerKV", "causal_mask",
     "GPT", "GPTConfig", "Block", "optim", "SGD", "Adam", "AdamW", "Constant", "WarmupCosine", "set_lr",
     "clip_grad_norm_", "accumulate_gradients", "Tokenizer", "CharTokenizer", "BPETokenizer", "TokenizerError",
     "shakespeare_text", "genre_text", "markdown_play_to_text", "train_val_split", "get_batch", "DataError",

@@ -13,7 +13,6 @@ prompts of different lengths (see `nn.Decoder`).
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np
@@ -207,37 +206,14 @@ def check_rows(rows: Any, batch: int, op: str) -> np.ndarray:
     return idx.astype(np.int64, copy=False)
 
 
-def attention_reference(q: Tensor, k: Tensor, v: Tensor, dropout: Module | None = None,
-                        attn_mask: Any = None) -> Tensor:
-    """softmax(q·kᵀ/√d with the future masked)·v from primitive ops: every step visible, and
-    differentiable to any order. The fused op (F.causal_attention) is tested against it.
-
-    attn_mask (optional, bool, broadcastable to (..., Tq, Tk)): True where a query may NOT look,
-    on top of the causal mask. A query left with no visible key gets output 0, as in the fused op."""
-    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # scaling q: fewer multiplies
-    hidden = causal_mask(q.shape[-2], k.shape[-2])
-    blind = None
-    if attn_mask is not None:
-        hidden = hidden | (attn_mask.numpy() if isinstance(attn_mask, Tensor) else np.asarray(attn_mask))
-        blind = hidden.all(axis=-1, keepdims=True)  # queries that may see nothing
-        if blind.any():  # unmask their rows so softmax stays finite, then zero them below
-            hidden = hidden & ~blind
-        else:
-            blind = None
-    scores = scores.masked_fill(hidden, -math.inf)
-    att = scores.softmax(axis=-1)
-    if blind is not None:
-        att = att * (~blind).astype(att.dtype)
-    return (dropout(att) if dropout is not None else att) @ v
-
-
 class CausalSelfAttention(Module):
     """Multi-head causal self-attention: one Linear makes q, k and v for all heads at once,
     another (c_proj) mixes the heads' outputs back into the residual stream.
 
-    fused=True computes softmax(q·kᵀ/√d)·v as one engine op with a hand-derived backward (fast);
-    fused=False composes it from primitive ops (`attention_reference`), which also supports
-    double backward."""
+    The heads are packed here: c_attn's output (B, T, 3C) is split into q, k and v, and each into
+    n_head heads of C / n_head features, for the engine's `scaled_dot_product_attention`.
+    fused=True runs it as one fused op with a hand-derived backward (fast); fused=False runs
+    its reference, composed of primitive ops, which also supports double backward."""
 
     def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True, dtype: Any = None,
                  generator: Generator | None = None, fused: bool = True) -> None:
@@ -257,31 +233,35 @@ class CausalSelfAttention(Module):
         if C != self.n_embd:
             raise ValueError(f"CausalSelfAttention: input has {C} features, expected n_embd={self.n_embd}")
         hd = C // self.n_head
-        if self.fused and cache is None and attn_mask is None:  # training: one fused op from the packed projection
-            keep = self._dropout_keep((B, self.n_head, T, T), x)
-            y = F.packed_causal_attention(self.c_attn(x), self.n_head, keep)
-            return self.resid_dropout(self.c_proj(y))
         q, k, v = self.c_attn(x).split(C, axis=2)
         # (B, T, C) -> (B, n_head, T, head_dim): every head attends independently.
         q, k, v = (t.reshape(B, T, self.n_head, hd).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
             k, v = cache.append(k, v)
-        if self.fused:
-            keep = self._dropout_keep((B, self.n_head, T, k.shape[2]), x)
-            y = F.causal_attention(q, k, v, keep, attn_mask)
-        else:
-            y = attention_reference(q, k, v, self.attn_dropout, attn_mask)
+        allowed, is_causal = self._allowed(x, T, k.shape[2], attn_mask)
+        attend = F.scaled_dot_product_attention if self.fused else F.scaled_dot_product_attention_reference
+        y = attend(q, k, v, attn_mask=allowed, is_causal=is_causal,
+                   dropout_p=self.attn_dropout.p if self.training else 0.0, generator=self.attn_dropout.generator)
         y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
-    def _dropout_keep(self, shape: tuple[int, ...], x: Tensor) -> Any:
-        """The inverted-dropout mask for the attention weights, drawn on x's device, in x's dtype
-        (None when dropout is off)."""
-        p = self.attn_dropout.p
-        if not self.training or p == 0.0:
-            return None
-        gen = self.attn_dropout.generator or tg.default_generator
-        return ((gen.uniform(shape, np.float32, device=x.device) >= p) / (1.0 - p)).astype(x.dtype)
+    @staticmethod
+    def _allowed(x: Tensor, n_new: int, n_keys: int, attn_mask: Any) -> tuple[Any, bool]:
+        """(PyTorch-style bool mask, True where a query MAY look, or None; is_causal) for T new queries
+        at the last positions of n_keys keys. `attn_mask` (ours) says where a query may NOT look."""
+        allowed = None
+        if attn_mask is not None:
+            mask = x.xp.asarray(attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask)
+            if mask.dtype != bool:
+                raise TypeError(f"CausalSelfAttention: attn_mask must be bool (True = may not attend), "
+                                f"got dtype {mask.dtype}")
+            allowed = ~mask
+        if allowed is None and n_new == n_keys:  # no cache, or an empty one: PyTorch's top-left causal mask is ours
+            return None, True
+        if n_new == 1:  # the newest query sees every key
+            return allowed, False
+        causal = x.xp.asarray(~causal_mask(n_new, n_keys))  # the new queries sit after the cached keys
+        return (causal if allowed is None else allowed & causal), False
 
     def extra_repr(self) -> str:
         return f"n_embd={self.n_embd}, n_head={self.n_head}, fused={self.fused}"

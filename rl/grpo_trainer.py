@@ -56,6 +56,7 @@ import numpy as np
 
 import nn
 import tinygrad_lite as tg
+import tinygrad_lite.functional as F
 from nn import GPT, Module
 from nn.distributed import Communicator, DistributedDataParallel, LocalCommunicator
 from nn.files import atomic_write_bytes, atomic_write_text
@@ -754,9 +755,7 @@ class GRPOTrainer:
 def _masked_entropy(logits: np.ndarray, mask: np.ndarray, temperature: float) -> float:
     """Mean over masked positions of H = -Σ_v p_v log p_v, p = softmax(logits / τ): the entropy
     of the distribution the completions were sampled from (TRL also divides by τ first)."""
-    z = logits.astype(np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    logp = F.log_softmax(tg.tensor(logits.astype(np.float64) / temperature), axis=-1).numpy()
     h = -(np.exp(logp) * logp).sum(axis=-1)
     return float(h[mask].mean()) if mask.any() else 0.0
 

@@ -142,7 +142,7 @@ SINGULAR = {
     "std_constant_row": (lambda x: x.std(axis=1), [np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])]),
     "relu_abs_clip_kinks": (lambda x: x.relu() + x.abs() + x.clip(-1.0, 0.0), [np.array([0.0, -1.0, 1.0])]),
     "pow_zero_at_zero": (lambda x: x**0, [np.array([0.0, 2.0])]),
-    "attention_blind_query": SAMPLES["CausalAttention"],
+    "attention_blind_query": SAMPLES["ScaledDotProductAttention"],
     "cross_entropy_all_ignored": (lambda x: F.cross_entropy(x, np.array([-100, -100])), [_r(2, 3)]),
 }
 
@@ -212,8 +212,10 @@ CASES: dict[str, tuple[Callable[..., tg.Tensor], list[tuple[int, ...]]]] = {
     "fused_layer_norm": (lambda x, w, b: F.layer_norm(x, w.shape, w, b), [(3, 5), (5,), (5,)]),
     "fused_linear": (lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
     "fused_gelu": (lambda x: F.fused_gelu(x), [(3, 4)]),
-    "fused_attention": (lambda q, k, v: F.causal_attention(q, k, v), [(1, 2, 3, 4), (1, 2, 4, 4), (1, 2, 4, 4)]),
-    "packed_attention": (lambda qkv: F.packed_causal_attention(qkv, n_head=2), [(2, 3, 12)]),
+    "fused_attention": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [(1, 2, 3, 4), (1, 2, 4, 4),
+                                                                                 (1, 2, 4, 4)]),
+    "fused_attention_causal": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                               [(2, 3, 4), (2, 3, 4), (2, 3, 5)]),
     # compositions
     "mlp": (lambda x, w1, w2: ((x @ w1).tanh() @ w2).log_softmax(axis=-1), [(5, 3), (3, 6), (6, 4)]),
     "layer_norm": (
@@ -352,17 +354,17 @@ def test_jvp_through_a_stack_of_nn_modules() -> None:
     assert forward == pytest.approx(reverse, rel=1e-10)
 
 
-@pytest.mark.parametrize("masked", [False, True], ids=["packed_attention", "masked_attention"])
+@pytest.mark.parametrize("masked", [False, True], ids=["causal_attention", "masked_attention"])
 def test_jvp_of_the_gpt_loss_over_all_parameters_equals_grad_dot_u(masked: bool, count_jvp_calls: Any) -> None:
     config = nn.GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=2, n_embd=8)
     model = nn.GPT(config, dtype=tg.float64, generator=tg.Generator(0))
     rng = np.random.default_rng(1)
     idx, targets = rng.integers(0, 11, (2, 6)), rng.integers(0, 11, (2, 6))
     mask = None
-    if masked:  # the unpacked path (split heads, CausalAttention), with row 0's first key hidden
+    if masked:  # a padding mask on top of the causal one, with row 0's first key hidden
         mask = np.zeros((2, 1, 1, 6), bool)
         mask[0, ..., 0] = True
-    attention = count_jvp_calls(OP_CLASSES["CausalAttention" if masked else "PackedCausalAttention"])
+    attention = count_jvp_calls(OP_CLASSES["ScaledDotProductAttention"])
     forward, reverse = _jvp_over_parameters(model, (idx, targets, None, mask), loss=lambda out: out[1])
     assert attention[0] == config.n_layer  # the path this case is about did run
     assert forward == pytest.approx(reverse, rel=1e-10)
@@ -425,7 +427,8 @@ def test_a_constant_input_of_a_multi_input_op_adds_no_term() -> None:
     q, kv = _r(1, 2, 3, 4), _r(1, 2, 3, 4)
     for k in range(3):
         us = [u if i == k else None for i, u in enumerate(_inputs([q.shape] * 3, seed=k))]
-        forward, reverse, _, _ = _both_ways(lambda q, k, v: F.causal_attention(q, k, v), [q, kv, kv * 2], us)
+        forward, reverse, _, _ = _both_ways(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                                            [q, kv, kv * 2], us)
         assert forward == pytest.approx(reverse, rel=1e-10)
 
 

@@ -178,3 +178,55 @@ def test_sgd_with_pytorchs_positional_arguments(args: tuple[Any, ...]) -> None:
         theirs.step()
     np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-12)
     assert nn.SGD([p]).param_groups[0]["lr"] == torch.optim.SGD([tp]).param_groups[0]["lr"]
+
+
+# ------------------------------------------------------------- scaled_dot_product_attention
+_PAD = np.array([[False, True, True, True, True], [True, True, True, True, True]])[:, None, None, :]
+
+
+@pytest.mark.parametrize("L,S", [(5, 5), (2, 5), (5, 2)])
+@pytest.mark.parametrize("case", ["plain", "causal", "bool_mask", "float_mask", "pad_and_causal", "scale",
+                                  "blind_rows"])
+def test_scaled_dot_product_attention_as_pytorch(case: str, L: int, S: int) -> None:
+    """The same arguments give the same values and gradients, in PyTorch's semantics: a bool mask says
+    where a query may attend, a float mask is added, is_causal is aligned top-left, a query that may
+    attend to nothing gives 0."""
+    rng = np.random.default_rng(L * 10 + S)
+    allowed = rng.random((2, 1, L, S)) < 0.6
+    kwargs: dict[str, Any] = {
+        "plain": {}, "causal": {"is_causal": True}, "bool_mask": {"attn_mask": allowed},
+        "float_mask": {"attn_mask": rng.standard_normal((L, S))},
+        "pad_and_causal": {"attn_mask": _PAD[..., :S] & np.tril(np.ones((L, S), bool))},
+        "scale": {"scale": 0.37}, "blind_rows": {"attn_mask": np.zeros((2, 1, L, S), bool) | allowed[:1]},
+    }[case]
+
+    def theirs_kwargs() -> dict[str, Any]:
+        return {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+
+    _both(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs),
+          lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, **theirs_kwargs()),
+          rng.standard_normal((2, 3, L, 4)), rng.standard_normal((2, 3, S, 4)), rng.standard_normal((2, 3, S, 6)))
+
+
+def test_self_attention_block_matches_pytorch_head_packing() -> None:
+    """nn's head packing (split c_attn, heads, SDPA, merge) as nanoGPT writes it in PyTorch."""
+    attn = nn.CausalSelfAttention(8, 2, generator=tg.Generator(0)).double()
+    x = RNG.standard_normal((2, 5, 8))
+    W, b = attn.c_attn.weight.numpy(), attn.c_attn.bias.numpy()
+    Wp, bp = attn.c_proj.weight.numpy(), attn.c_proj.bias.numpy()
+    xt = torch.tensor(x)
+    q, k, v = (xt @ torch.tensor(W).T + torch.tensor(b)).split(8, dim=2)
+    q, k, v = (t.view(2, 5, 2, 4).transpose(1, 2) for t in (q, k, v))
+    y = TF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 5, 8)
+    ref = y @ torch.tensor(Wp).T + torch.tensor(bp)
+    np.testing.assert_allclose(attn(tg.tensor(x)).numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_attention_refuses_a_mask_with_is_causal_as_pytorch_does() -> None:
+    q = np.ones((1, 2, 3))
+    with pytest.raises(RuntimeError, match="attn_mask should not be set when is_causal=True"):
+        TF.scaled_dot_product_attention(*(torch.tensor(q, requires_grad=True) for _ in range(3)),
+                                        attn_mask=torch.ones(2, 2, dtype=torch.bool), is_causal=True)
+    with pytest.raises(ValueError, match="not both"):
+        F.scaled_dot_product_attention(*(tg.tensor(q, requires_grad=True) for _ in range(3)),
+                                       attn_mask=np.ones((2, 2), bool), is_causal=True)

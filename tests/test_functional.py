@@ -309,9 +309,8 @@ def test_loss_second_order(data: Any) -> None:
 # One sample call per op class of this module, checked against reverse mode by tests/test_forward_mode.py
 # (vᵀ(J·u) == (vᵀJ)·u; it counts the class's jvp calls). A new op adds its line here.
 _RNG = np.random.default_rng(1)
-_KEEP = (_RNG.uniform(size=(2, 2, 3, 3)) > 0.3) / 0.7  # an inverted-dropout mask for attention
-_HIDE = np.zeros((2, 1, 1, 5), bool)
-_HIDE[0, ..., :3] = True  # batch row 0: its first query sees no key at all (output 0, P = 0)
+_ATTEND = np.ones((2, 1, 3, 5), bool) & np.tril(np.ones((3, 5), bool))  # PyTorch's bool mask: True = may attend
+_ATTEND[0, ..., :1] = False  # batch row 0: its first query, causal, sees no key at all (output 0, P = 0)
 JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
     "CrossEntropy": (lambda x: F.cross_entropy(x, np.array([[0, 3, -100], [1, 1, 2]]), label_smoothing=0.1),
                      [sample_normal(2, 3, 4)]),
@@ -319,8 +318,8 @@ JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
                   [sample_normal(2, 3, 5), sample_normal(5), sample_normal(5)]),
     "Linear": (lambda x, w, b: F.linear(x, w, b), [sample_normal(2, 3, 4), sample_normal(5, 4), sample_normal(5)]),
     "FusedGelu": (lambda x: F.fused_gelu(x), [sample_normal(3, 4)]),
-    "CausalAttention": (lambda q, k, v: F.causal_attention(q, k, v, attn_mask=_HIDE),
-                        [sample_normal(2, 2, 3, 4), sample_normal(2, 2, 5, 4), sample_normal(2, 2, 5, 4)]),
-    "PackedCausalAttention": (lambda qkv: F.packed_causal_attention(qkv, n_head=2, keep=_KEEP),
-                              [sample_normal(2, 3, 12)]),
+    "ScaledDotProductAttention": (
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=_ATTEND, dropout_p=0.3,
+                                                       generator=tg.Generator(2)),
+        [sample_normal(2, 2, 3, 4), sample_normal(2, 2, 5, 4), sample_normal(2, 2, 5, 6)]),
 }

@@ -4,12 +4,9 @@ The reference for every batched, padded or cached result is the same sequence ru
 a full forward pass without a cache, in float64."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import nn
 import tinygrad_lite as tg
-import tinygrad_lite.functional as F
 
 BLOCK = 10
 CONFIG = nn.GPTConfig(block_size=BLOCK, vocab_size=11, n_layer=2, n_head=2, n_embd=8)
@@ -36,72 +33,10 @@ PROMPTS = [[1, 2, 3], [4], [5, 6, 7, 8, 9], [10, 0]]
 
 
 # ------------------------------------------------------------------ masked attention
-def attention_inputs(B=2, H=2, tq=3, tk=5, seed=0):
-    rng = np.random.default_rng(seed)
-    shapes = ((B, H, tq, 4), (B, H, tk, 4), (B, H, tk, 4))
-    return tuple(tg.Tensor(rng.standard_normal(s), requires_grad=True) for s in shapes)
-
-
-@pytest.mark.parametrize("tq,tk", [(3, 3), (1, 5), (3, 5)])
-def test_masked_fused_attention_matches_reference_and_gradchecks(tq, tk):
-    q, k, v = attention_inputs(tq=tq, tk=tk)
-    mask = np.zeros((2, 1, 1, tk), dtype=bool)
-    mask[0, ..., :2] = True  # row 0: two padding keys on the left
-    mask[1, ..., 1] = True  # row 1: a hole in the middle
-    g = tg.Tensor(np.random.default_rng(1).standard_normal((2, 2, tq, 4)))
-    fused, ref = F.causal_attention(q, k, v, attn_mask=mask), nn.attention_reference(q, k, v, attn_mask=mask)
-    np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-12, atol=1e-14)
-    for a, r in zip(tg.grad(fused, [q, k, v], g), tg.grad(ref, [q, k, v], g)):
-        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
-    assert tg.gradcheck(lambda q, k, v: F.causal_attention(q, k, v, attn_mask=mask), (q, k, v))
-    assert tg.gradcheck(lambda q, k, v: nn.attention_reference(q, k, v, attn_mask=mask), (q, k, v))
-
-
-@settings(max_examples=20, deadline=None)
-@given(B=st.integers(1, 3), H=st.integers(1, 2), tq=st.integers(1, 4), extra=st.integers(0, 3),
-       full_mask=st.booleans(), seed=st.integers(0, 10_000))
-def test_random_masks_match_reference_and_gradcheck(B, H, tq, extra, full_mask, seed):
-    """Any key mask, (B, 1, 1, Tk) or a full (B, H, Tq, Tk) one, including rows hiding everything."""
-    tk = tq + extra
-    rng = np.random.default_rng(seed)
-    q, k, v = attention_inputs(B, H, tq, tk, seed)
-    mask = rng.random((B, H, tq, tk) if full_mask else (B, 1, 1, tk)) < 0.4
-    fused, ref = F.causal_attention(q, k, v, attn_mask=mask), nn.attention_reference(q, k, v, attn_mask=mask)
-    assert np.isfinite(fused.numpy()).all()
-    np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-12, atol=1e-14)
-    assert tg.gradcheck(lambda q, k, v: F.causal_attention(q, k, v, attn_mask=mask), (q, k, v))
-
-
-def test_masked_keys_are_as_if_absent():
-    """Hiding keys equals deleting them: the masked attention of the last query over 5 keys with
-    keys 1 and 3 hidden is the plain attention over the 3 remaining ones."""
-    q, k, v = attention_inputs(B=1, H=1, tq=1, tk=5)
-    mask = np.array([False, True, False, True, False])
-    keep = np.flatnonzero(~mask)
-    masked = F.causal_attention(q, k, v, attn_mask=mask)  # a (Tk,) mask broadcasts like (1, 1, 1, Tk)
-    dropped = F.causal_attention(q, k[:, :, keep], v[:, :, keep])
-    np.testing.assert_allclose(masked.numpy(), dropped.numpy(), rtol=1e-13, atol=1e-15)
-
-
-def test_query_that_sees_no_key_gets_zero_not_nan():
-    # Left padding: the pad queries 0 and 1 see only pad keys (causal mask + key mask hide everything).
-    q, k, v = attention_inputs(B=1, H=2, tq=4, tk=4)
-    mask = np.array([True, True, False, False])[None, None, None, :]
-    g = tg.Tensor(np.ones((1, 2, 4, 4)))
-    for attend in (lambda q, k, v: F.causal_attention(q, k, v, attn_mask=mask),
-                   lambda q, k, v: nn.attention_reference(q, k, v, attn_mask=mask)):
-        y = attend(q, k, v)
-        assert np.isfinite(y.numpy()).all() and (y.numpy()[:, :, :2] == 0).all()
-        assert all(np.isfinite(gr.numpy()).all() for gr in tg.grad(y, [q, k, v], g))
-        assert tg.gradcheck(attend, (q, k, v))
-
-
+# The engine's attention and its masks: tests/test_attention.py. Here: how nn uses it.
 def test_attention_mask_errors():
-    q, k, v = attention_inputs(tq=3, tk=5)
-    with pytest.raises(TypeError, match="attn_mask must be bool"):
-        F.causal_attention(q, k, v, attn_mask=np.zeros((2, 1, 1, 5)))
-    with pytest.raises(ValueError, match=r"attn_mask of shape \(2, 1, 1, 4\) does not broadcast to .*\(2, 2, 3, 5\)"):
-        F.causal_attention(q, k, v, attn_mask=np.zeros((2, 1, 1, 4), dtype=bool))
+    with pytest.raises(TypeError, match="CausalSelfAttention: attn_mask must be bool"):
+        nn.GPT(CONFIG)(np.zeros((2, 3), dtype=np.int64), attn_mask=np.zeros((2, 1, 1, 3)))
     with pytest.raises(ValueError, match="attn_mask must broadcast"):
         nn.GPT(CONFIG)(np.zeros((2, 3), dtype=np.int64), attn_mask=np.zeros((2, 3), dtype=bool))
     with pytest.raises(ValueError, match=r"positions must lie in \[0, block_size=10\)"):
@@ -260,7 +195,7 @@ def test_select_duplicates_and_reorders_rows(model):
 
 
 def test_composed_attention_path_gives_the_same_logits(model):
-    """fused=False runs attention_reference (primitive ops) with the same mask semantics."""
+    """fused=False runs the reference attention (primitive ops) with the same mask semantics."""
     fused = nn.Decoder(model, PROMPTS)
     fused.append(np.array([1, 2, 3, 4]), np.array([True, False, True, True]))
     try:

@@ -196,58 +196,23 @@ def test_fused_gelu_matches_engine_gelu_and_gradchecks():
         nn.GELU("fast")
 
 
-@pytest.mark.parametrize("tq,tk", [(4, 4), (1, 5), (3, 6)])
-def test_fused_attention_matches_reference(tq, tk):
-    rng = np.random.default_rng(tq * 10 + tk)
-    shapes = ((2, 3, tq, 4), (2, 3, tk, 4), (2, 3, tk, 4))
-    q, k, v = (tg.Tensor(rng.standard_normal(s), requires_grad=True) for s in shapes)
-    g = tg.Tensor(rng.standard_normal((2, 3, tq, 4)))
-    fused, ref = F.causal_attention(q, k, v), nn.attention_reference(q, k, v)
-    np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-12, atol=1e-14)
-    for a, r in zip(tg.grad(fused, [q, k, v], g), tg.grad(ref, [q, k, v], g)):
-        np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-10, atol=1e-12)
-    assert tg.gradcheck(F.causal_attention, (q, k, v))
-
-
-def test_fused_attention_with_dropout_mask_gradchecks():
-    rng = np.random.default_rng(0)
-    q, k, v = (tg.Tensor(rng.standard_normal((1, 2, 3, 4)), requires_grad=True) for _ in range(3))
-    keep = (rng.random((1, 2, 3, 3)) > 0.3) / 0.7
-    assert tg.gradcheck(lambda q, k, v: F.causal_attention(q, k, v, keep), (q, k, v))
-    with pytest.raises(ValueError, match="Tq <= Tk"):
-        F.causal_attention(tg.ones(1, 5, 4), tg.ones(1, 3, 4), tg.ones(1, 3, 4))
-
-
-def composed_packed_attention(qkv, n_head, keep=None):
-    """What PackedCausalAttention fuses, written out with the composed ops and the reference attention."""
-    B, T, C3 = qkv.shape
-    C = C3 // 3
-    q, k, v = (t.reshape(B, T, n_head, C // n_head).transpose(1, 2) for t in qkv.split(C, axis=2))
-    if keep is None:
-        y = nn.attention_reference(q, k, v)
-    else:  # the reference attention with the given inverted-dropout mask on P
-        scores = (q @ k.transpose(-1, -2)) * (1.0 / np.sqrt(C // n_head))
-        scores = scores.masked_fill(np.triu(np.ones((T, T), bool), 1), -np.inf)
-        y = (F.softmax(scores, axis=-1) * tg.Tensor(keep)) @ v
-    return y.transpose(1, 2).reshape(B, T, C)
-
-
-@pytest.mark.parametrize("with_dropout", [False, True])
-@pytest.mark.parametrize("B,T,C,H", [(2, 5, 6, 2), (1, 1, 4, 1), (3, 4, 8, 4)])
-def test_packed_attention_matches_composed_ops(B, T, C, H, with_dropout):
-    rng = np.random.default_rng(B * 100 + T * 10 + C)
-    qkv = tg.Tensor(rng.standard_normal((B, T, 3 * C)), requires_grad=True)
-    keep = (rng.random((B, H, T, T)) > 0.3) / 0.7 if with_dropout else None
-    g = tg.Tensor(rng.standard_normal((B, T, C)))
-    fused, ref = F.packed_causal_attention(qkv, H, keep), composed_packed_attention(qkv, H, keep)
-    np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-12, atol=1e-14)
-    (gf,), (gr,) = tg.grad(fused, [qkv], g), tg.grad(ref, [qkv], g)
-    np.testing.assert_allclose(gf.numpy(), gr.numpy(), rtol=1e-10, atol=1e-12)
-    assert tg.gradcheck(lambda t: F.packed_causal_attention(t, H, keep), (qkv,))
-
-
-def test_packed_attention_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="packed_causal_attention"):
-        F.packed_causal_attention(tg.ones(2, 3, 10), 2)  # 10 is not 3C
-    with pytest.raises(ValueError, match="divisible by n_head=4"):
-        F.packed_causal_attention(tg.ones(2, 3, 18), 4)  # C = 6 heads of 1.5
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_self_attention_packs_heads_for_the_engines_attention(fused, dropout):
+    """c_attn's (B, T, 3C) output is split into q, k, v of n_head heads each, attended causally,
+    and the heads are merged back before c_proj: written out here with numpy and the engine op."""
+    B, T, C, H = 2, 5, 6, 3
+    attn = nn.CausalSelfAttention(C, H, dropout=dropout, generator=tg.Generator(0), fused=fused).double()
+    x = tg.Tensor(np.random.default_rng(1).standard_normal((B, T, C)), requires_grad=True)
+    attn.attn_dropout.generator = tg.Generator(7)
+    attn.resid_dropout.p = 0.0  # only the attention weights' dropout is this test's business
+    y = attn(x)
+    qkv = attn.c_attn(x).numpy()
+    q, k, v = (qkv[..., i * C:(i + 1) * C].reshape(B, T, H, C // H).transpose(0, 2, 1, 3) for i in range(3))
+    heads = F.scaled_dot_product_attention(tg.tensor(q), tg.tensor(k), tg.tensor(v), is_causal=True,
+                                           dropout_p=dropout, generator=tg.Generator(7))
+    merged = heads.numpy().transpose(0, 2, 1, 3).reshape(B, T, C)
+    np.testing.assert_allclose(y.numpy(), attn.c_proj(tg.tensor(merged)).numpy(), rtol=1e-12, atol=1e-14)
+    attn.attn_dropout.generator = None
+    if dropout == 0.0:
+        assert tg.gradcheck(lambda x, *ps: attn(x), (x, *attn.parameters()))

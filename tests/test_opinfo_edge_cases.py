@@ -183,8 +183,11 @@ def test_causal_mask_is_read_only_and_its_callers_still_work() -> None:
     assert not m.flags.writeable and nn.causal_mask(2, 5) is m  # cached and shared
     with pytest.raises(ValueError, match="read-only"):
         m[0, 0] = True
-    q = tg.tensor(np.random.default_rng(0).standard_normal((1, 2, 4)))
-    k = tg.tensor(np.random.default_rng(1).standard_normal((1, 5, 4)))
-    out = nn.attention_reference(q, k, k, attn_mask=np.zeros((1, 2, 5), dtype=bool))
-    np.testing.assert_allclose(out.numpy(), F.causal_attention(q, k, k).numpy(), atol=1e-12)
+    model = nn.GPT(nn.GPTConfig(block_size=8, vocab_size=7, n_layer=1, n_head=2, n_embd=4), dtype=tg.float64)
+    cache = nn.KVCache(1)  # two new queries after three cached positions: the mask nn builds from causal_mask
+    with tg.no_grad():
+        model(np.array([[1, 2, 3]]), cache=cache)
+        step = model(np.array([[4, 5]]), cache=cache)[0]
+        full = model(np.array([[1, 2, 3, 4, 5]]))[0]
+    np.testing.assert_allclose(step.numpy(), full.numpy()[:, 3:], atol=1e-12)
     np.testing.assert_array_equal(nn.causal_mask(2, 5), np.triu(np.ones((2, 5), dtype=bool), k=4))  # untouched

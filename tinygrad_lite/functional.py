@@ -1,12 +1,12 @@
 """Functional forms of losses and layers-without-parameters (`import tinygrad_lite.functional as F`)."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from . import dtypes
+from .attention import scaled_dot_product_attention, scaled_dot_product_attention_reference
 from .ops.elementwise import where
-from .ops.fused import CausalAttention, CrossEntropy, FusedGelu, LayerNorm, Linear, PackedCausalAttention
+from .ops.fused import CrossEntropy, FusedGelu, LayerNorm, Linear
 from .ops.indexing import embedding, one_hot, take_along_axis
 from .random import Generator, default_generator
 from .tensor import Tensor
@@ -15,7 +15,8 @@ __all__ = [
     "relu", "gelu", "silu", "sigmoid", "tanh", "softplus", "log_sigmoid", "leaky_relu",
     "softmax", "log_softmax", "logsumexp", "cross_entropy", "nll_loss",
     "binary_cross_entropy_with_logits", "mse", "mse_loss", "dropout", "embedding", "one_hot",
-    "take_along_axis", "where", "layer_norm", "linear", "fused_gelu", "causal_attention", "packed_causal_attention",
+    "take_along_axis", "where", "layer_norm", "linear", "fused_gelu", "scaled_dot_product_attention",
+    "scaled_dot_product_attention_reference",
 ]
 
 
@@ -186,42 +187,3 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def fused_gelu(x: Tensor) -> Tensor:
     """Exact GELU, x·Φ(x), as one fused op (fast; no double backward: use `gelu` for that)."""
     return FusedGelu.apply(x)
-
-
-def causal_attention(q: Tensor, k: Tensor, v: Tensor, keep: Any = None, attn_mask: Any = None) -> Tensor:
-    """Fused softmax(q·kᵀ/√d, causal mask)·v; q (..., Tq, d), k and v (..., Tk, d), Tq <= Tk.
-
-    attn_mask (optional): bool, broadcastable to (..., Tq, Tk), True where a query may NOT look, on
-    top of the causal mask; (B, 1, 1, Tk) hides padding keys. Note: PyTorch's boolean
-    `scaled_dot_product_attention` mask means the opposite (True = may look). A query left with
-    no visible key gets output 0 (not NaN)."""
-    if q.ndim < 2 or k.shape != v.shape or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1] \
-            or q.shape[-2] > k.shape[-2]:
-        raise ValueError(f"causal_attention: q {q.shape}, k {k.shape}, v {v.shape} need q (..., Tq, d) and "
-                         f"k, v (..., Tk, d) with Tq <= Tk")
-    if keep is not None:
-        keep = keep.data if isinstance(keep, Tensor) else q.xp.asarray(keep)  # a NumPy mask onto q's device
-    if attn_mask is not None:
-        attn_mask = attn_mask.data if isinstance(attn_mask, Tensor) else q.xp.asarray(attn_mask)
-        scores_shape = q.shape[:-1] + (k.shape[-2],)
-        if attn_mask.dtype != bool:
-            raise TypeError(f"causal_attention: attn_mask must be bool (True = may not attend), "
-                            f"got dtype {attn_mask.dtype}")
-        if attn_mask.ndim > len(scores_shape) or any(
-                m not in (1, s) for m, s in zip(attn_mask.shape[::-1], scores_shape[::-1])):
-            raise ValueError(f"causal_attention: attn_mask of shape {attn_mask.shape} does not broadcast to the "
-                             f"attention weights' shape {scores_shape} (..., Tq, Tk)")
-    return CausalAttention.apply(q, k, v, scale=1.0 / math.sqrt(q.shape[-1]), keep=keep, mask=attn_mask)
-
-
-def packed_causal_attention(qkv: Tensor, n_head: int, keep: Any = None) -> Tensor:
-    """Causal self-attention from a packed projection qkv (B, T, 3C), [q | k | v] on the last axis,
-    to the heads merged back (B, T, C): the same result as splitting qkv, reshaping each part to
-    (B, n_head, T, C / n_head), `causal_attention`, and merging the heads, in one fused op.
-    `keep`: an optional inverted-dropout mask of shape (B, n_head, T, T)."""
-    if qkv.ndim != 3 or qkv.shape[-1] % 3 or n_head < 1 or (qkv.shape[-1] // 3) % n_head:
-        raise ValueError(f"packed_causal_attention: qkv {qkv.shape} must be (B, T, 3C) with C divisible by "
-                         f"n_head={n_head}")
-    if keep is not None:
-        keep = keep.data if isinstance(keep, Tensor) else qkv.xp.asarray(keep)
-    return PackedCausalAttention.apply(qkv, n_head=n_head, keep=keep)

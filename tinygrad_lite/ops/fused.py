@@ -16,6 +16,7 @@ from typing import Any
 from ..backend import get_backend
 from ..function import Function, tangent_sum
 from ..tensor import Tensor
+from .reduce import log_softmax_array, softmax_array
 
 
 class CrossEntropy(Function):
@@ -50,9 +51,7 @@ class CrossEntropy(Function):
             nll, self.lse = kernel(x, y, ignore_index, label_smoothing)
             self.x, self.y, self.logp = x, y, None
         else:
-            shifted = x - x.max(axis=1, keepdims=True)
-            logsumexp = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-            self.logp = logp = shifted - logsumexp  # log-softmax, stable for logits of any magnitude
+            self.logp = logp = log_softmax_array(xp, x, axis=1)
             nll = -logp[self.rows, y_safe]
             if label_smoothing:
                 nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(axis=1)
@@ -225,39 +224,27 @@ class FusedGelu(Function):
         return slope
 
 
-def _attention_forward(xp: Any, q: Any, k: Any, v: Any, scale: float, keep: Any,
-                       mask: Any = None) -> tuple[Any, Any]:
-    """(output, P) of causal attention on arrays q (..., Tq, D), k and v (..., Tk, D).
+def _attention_forward(xp: Any, q: Any, k: Any, v: Any, scale: float, hide: Any, bias: Any,
+                       keep: Any) -> tuple[Any, Any]:
+    """(output, P) of attention on arrays q (..., L, E), k (..., S, E), v (..., S, Ev).
 
-    `mask` (optional, bool, broadcastable to (..., Tq, Tk)) hides more keys: True = may not look.
-    A query that may see no key at all (a padding position that sees only padding) gets P = 0
-    and output 0, as FlashAttention does, instead of softmax's 0/0 = NaN."""
-    tq, tk = q.shape[-2], k.shape[-2]
+    `bias` (float, broadcastable to (..., L, S)) is added to the scores; `hide` (bool, the same)
+    hides keys: True = may not look. A query that sees no key at all gets P = 0 and output 0, as
+    PyTorch's scaled_dot_product_attention does, instead of softmax's 0/0 = NaN."""
     scores = q @ k.swapaxes(-1, -2)
     scores *= q.dtype.type(scale)  # in place, as every step below: no temporaries
-    if tq > 1:  # a single newest query sees every key: nothing to mask
-        scores += xp.triu(xp.full((tq, tk), -xp.inf, dtype=scores.dtype), k=tk - tq + 1)
-    if mask is not None:
-        xp.copyto(scores, -xp.inf, where=mask)  # `where` broadcasts: a (B, 1, 1, Tk) mask is not expanded
-    row_max = scores.max(axis=-1, keepdims=True)
-    if mask is not None:  # a row with every key hidden: subtract 0, so exp gives 0 instead of exp(NaN)
-        row_max[xp.isneginf(row_max)] = 0.0
-    scores -= row_max
-    p = xp.exp(scores, out=scores)
-    total = p.sum(axis=-1, keepdims=True)
-    if mask is not None:
-        total[total == 0.0] = 1.0  # the all-hidden rows: P stays 0 (and so do their gradients)
-    p /= total
+    if bias is not None:
+        scores += bias
+    if hide is not None:
+        xp.copyto(scores, -xp.inf, where=hide)  # `where` broadcasts: a (B, 1, 1, S) mask is not expanded
+    # the all-hidden rows get P = 0, and so do their gradients
+    p = softmax_array(xp, scores, axis=-1, in_place=True, masked=hide is not None or bias is not None)
     return (p if keep is None else p * keep) @ v, p
 
 
-def _attention_backward(xp: Any, q: Any, k: Any, v: Any, p: Any, keep: Any, scale: float, g: Any,
-                        out: tuple[Any, Any, Any] | None = None) -> tuple[Any, Any, Any]:
-    """(dq, dk, dv) from the forward's P and the output gradient g; written into `out` if given."""
-    def matmul(a: Any, b: Any, i: int) -> Any:
-        return a @ b if out is None else xp.matmul(a, b, out=out[i])
-
-    dv = matmul((p if keep is None else p * keep).swapaxes(-1, -2), g, 2)
+def _attention_backward(q: Any, k: Any, v: Any, p: Any, keep: Any, scale: float, g: Any) -> tuple[Any, Any, Any]:
+    """(dq, dk, dv) from the forward's P and the output gradient g."""
+    dv = (p if keep is None else p * keep).swapaxes(-1, -2) @ g
     dp = g @ v.swapaxes(-1, -2)
     if keep is not None:
         dp *= keep
@@ -265,7 +252,7 @@ def _attention_backward(xp: Any, q: Any, k: Any, v: Any, p: Any, keep: Any, scal
     ds -= (dp * p).sum(axis=-1, keepdims=True)
     ds *= p
     ds *= q.dtype.type(scale)
-    return matmul(ds, k, 0), matmul(ds.swapaxes(-1, -2), q, 1), dv
+    return ds @ k, ds.swapaxes(-1, -2) @ q, dv
 
 
 def _attention_jvp(q: Any, k: Any, v: Any, p: Any, keep: Any, scale: float, dq: Any, dk: Any, dv: Any) -> Any:
@@ -281,73 +268,32 @@ def _attention_jvp(q: Any, k: Any, v: Any, p: Any, keep: Any, scale: float, dq: 
     return dy
 
 
-class CausalAttention(Function):
-    """softmax(q·kᵀ·scale, masked causally) · v for q (B, H, Tq, D) and k, v (B, H, Tk, D).
+class ScaledDotProductAttention(Function):
+    """softmax(q·kᵀ·scale + bias, hidden keys masked) · v for q (..., L, E), k (..., S, E), v (..., S, Ev).
 
-    The Tq queries are the *last* Tq of the Tk positions (Tq < Tk with a KV cache), so query i
-    sees keys 0 … Tk - Tq + i. With P the attention weights and G the output gradient:
+    With P the attention weights and G the output gradient:
         dv = Pᵀ·G      dP = G·vᵀ      dS = P ⊙ (dP - Σ_j dP ⊙ P)      dq = dS·k·scale   dk = dSᵀ·q·scale
-    `keep` (optional, same shape as P) is an inverted-dropout mask already divided by 1 - p.
-    `mask` (optional, bool, broadcastable to P's shape) hides more keys, e.g. padding: True = may
-    not look. Hidden keys get P = 0, so the rule above gives them no gradient without change.
+    `hide` (optional, bool, broadcastable to P's shape): True = may not look (the causal mask, padding).
+    `bias` (optional, float, the same): added to the scores; a constant, it gets no gradient.
+    `keep` (optional, P's shape): an inverted-dropout mask already divided by 1 - p.
+    Hidden keys get P = 0, so the rule above gives them no gradient without change.
+    `tinygrad_lite.attention.scaled_dot_product_attention` builds the masks from PyTorch's arguments.
     """
 
     double_backward = False
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, scale: float, keep: Any = None, mask: Any = None) -> Any:
-        y, self.p = _attention_forward(q.xp, q.data, k.data, v.data, scale, keep, mask)
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, scale: float, hide: Any = None, bias: Any = None,
+                keep: Any = None) -> Any:
+        y, self.p = _attention_forward(q.xp, q.data, k.data, v.data, scale, hide, bias, keep)
         self.keep, self.scale = keep, scale
         self.save_for_backward(q, k, v)
         return y
 
     def backward(self, g: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         q, k, v = (t.data for t in self.saved_tensors)
-        grads = _attention_backward(g.xp, q, k, v, self.p, self.keep, self.scale, g.data)
+        grads = _attention_backward(q, k, v, self.p, self.keep, self.scale, g.data)
         return tuple(Tensor._make(a, False, g.device) for a in grads)  # type: ignore[return-value]
 
     def jvp(self, dq: Any, dk: Any, dv: Any) -> Any:
         q, k, v = (t.data for t in self.inputs)
         return _attention_jvp(q, k, v, self.p, self.keep, self.scale, dq, dk, dv)
-
-
-class PackedCausalAttention(Function):
-    """Causal self-attention straight from the packed projection qkv (B, T, 3C) to the merged
-    heads y (B, T, C): the same math as CausalAttention, minus the glue around it.
-
-    Composed, a GPT block splits qkv in three, reshapes and transposes each to (B, H, T, D), and
-    transposes and reshapes the output back: eight view ops whose backward allocates three
-    zero-filled (B, T, 3C) gradients (one per slice), adds them up and copies the transposes.
-    Here q, k and v are views of qkv's array and backward writes dq, dk and dv into one (B, T, 3C)
-    gradient buffer.
-    """
-
-    double_backward = False
-
-    def forward(self, qkv: Tensor, n_head: int, keep: Any = None) -> Any:
-        b, t, c3 = qkv.shape
-        c = c3 // 3
-        self.n_head, self.scale, self.keep = n_head, 1.0 / math.sqrt(c // n_head), keep
-        # (B, T, 3C) -> (B, T, 3, H, D) -> (3, B, H, T, D): views, no copy
-        q, k, v = qkv.data.reshape(b, t, 3, n_head, c // n_head).transpose(2, 0, 3, 1, 4)
-        y, self.p = _attention_forward(qkv.xp, q, k, v, self.scale, keep)
-        self.save_for_backward(qkv)
-        return y.transpose(0, 2, 1, 3).reshape(b, t, c)  # heads side by side again (one copy)
-
-    def backward(self, g: Tensor) -> Tensor:
-        (qkv,) = self.saved_tensors
-        b, t, c3 = qkv.shape
-        c, h = c3 // 3, self.n_head
-        q, k, v = qkv.data.reshape(b, t, 3, h, c // h).transpose(2, 0, 3, 1, 4)
-        grad = qkv.xp.empty_like(qkv.data)
-        dq, dk, dv = grad.reshape(b, t, 3, h, c // h).transpose(2, 0, 3, 1, 4)  # views into `grad`
-        gy = g.data.reshape(b, t, h, c // h).transpose(0, 2, 1, 3)
-        _attention_backward(g.xp, q, k, v, self.p, self.keep, self.scale, gy, out=(dq, dk, dv))
-        return Tensor._make(grad, False, g.device)
-
-    def jvp(self, dqkv: Any) -> Any:
-        b, t, c3 = dqkv.shape  # the tangent is packed like qkv: split it the same way, merge the heads of dy
-        h, d = self.n_head, c3 // 3 // self.n_head
-        q, k, v = self.inputs[0].data.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)
-        dq, dk, dv = dqkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)
-        dy = _attention_jvp(q, k, v, self.p, self.keep, self.scale, dq, dk, dv)
-        return dy.transpose(0, 2, 1, 3).reshape(b, t, h * d)

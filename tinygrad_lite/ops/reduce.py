@@ -113,6 +113,29 @@ class LogSumExp(Function):
         return (softmax * dx).sum(axis=self.axes).reshape(self.result.shape)
 
 
+def softmax_array(xp: Any, x: Any, axis: int, in_place: bool = False, masked: bool = False) -> Any:
+    """e^(x - max) / Σ e^(x - max) along `axis` on a backend array: the math of `Softmax` and of the
+    fused attention. in_place: overwrite x. masked: a row whose entries are all -inf (a query that
+    may see no key) gives 0 instead of 0/0 = NaN."""
+    row_max = x.max(axis=axis, keepdims=True)
+    if masked:
+        row_max[xp.isneginf(row_max)] = 0.0  # subtract 0 there, so exp gives 0 instead of exp(NaN)
+    e = xp.subtract(x, row_max, out=x if in_place else None)
+    xp.exp(e, out=e)
+    total = e.sum(axis=axis, keepdims=True)
+    if masked:
+        total[total == 0.0] = 1.0  # the all-hidden rows stay 0
+    e /= total
+    return e
+
+
+def log_softmax_array(xp: Any, x: Any, axis: int) -> Any:
+    """x - logsumexp(x) along `axis` on a backend array, shifted by the max so nothing overflows:
+    the math of `LogSoftmax` and of the fused cross-entropy."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 class Softmax(Function):
     """s = e^(x - max) / Σ e^(x - max).  Backward: s·(g - Σ g·s)  (the softmax Jacobian-vector product).
 
@@ -133,8 +156,7 @@ class Softmax(Function):
             if kernel is not None:
                 self.backward_kernel = backend.kernel("softmax_backward", x.dtype)
                 return kernel(x.data)
-        e = x.xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
-        return e / e.sum(axis=axis, keepdims=True)
+        return softmax_array(x.xp, x.data, axis)
 
     def backward(self, g: Tensor) -> Tensor:
         s = self.output
@@ -156,8 +178,7 @@ class LogSoftmax(Function):
         self.axis = axis
         if x.data.size == 0:  # an empty result, as softmax's
             return x.data.copy()
-        shifted = x.data - x.data.max(axis=axis, keepdims=True)
-        return shifted - x.xp.log(x.xp.exp(shifted).sum(axis=axis, keepdims=True))
+        return log_softmax_array(x.xp, x.data, axis)
 
     def backward(self, g: Tensor) -> Tensor:
         return g - self.output.exp() * g.sum(axis=self.axis, keepdims=True)
