@@ -3,16 +3,14 @@
 A training step allocates and frees the same few hundred arrays again and again. With glibc's
 default settings each array above 128 KiB (most activations) is mapped fresh from the kernel by
 `mmap` and unmapped on free, or the top of the heap is trimmed back to the kernel and regrown, so
-the next step touches brand-new pages: one page fault per 4 KiB page. Measured with
-`[TGLITE_KEEP_FREED_MEMORY=0] python benchmarks/gpt_train.py`: our GPT step took about 10,600 page
-faults without this setting and about 1 with it, at 9,835 against 13,056 tokens/s, i.e. ~19 ms
-more per step, ~2 µs per fault (docs/benchmarks.md).
-PyTorch and CuPy avoid the same cost with caching allocators.
+the next step touches brand-new pages: one page fault per 4 KiB page, thousands per GPT step
+(`[TGLITE_KEEP_FREED_MEMORY=0] python benchmarks/gpt_train.py` counts them; docs/benchmarks.md has
+the measured cost). PyTorch and CuPy avoid the same cost with caching allocators.
 
 `keep_freed_memory()` makes glibc serve those blocks from its heap and keep freed ones for reuse,
 through `mallopt` (glibc's documented tunables; the same effect as the environment variables
 MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_). Both settings are needed: setting either one
-turns off glibc's own adaptive threshold, and alone each was measured slower than the default.
+turns off glibc's own adaptive threshold, and alone each is slower than the default.
 
 The cost: memory freed by a step is not returned to the operating system while the process
 lives, so resident memory stays near the peak (which the next step reaches again anyway).

@@ -134,7 +134,7 @@ _KERNEL_MODULES: dict[str, ModuleType] = {}
 
 def _numpy_index_add(out: np.ndarray, index: tuple[Any, ...], values: np.ndarray) -> None:
     """np.add.at, except for the embedding backward (one integer index array on axis 0), where the
-    Numba kernel, when Numba is installed, is 17-97x faster on GPT and word2vec shapes (docs/gpu.md).
+    Numba kernel, when Numba is installed, is much faster on GPT and word2vec shapes (docs/benchmarks.md).
     The result is the same up to float rounding order."""
     if (len(index) == 1 and isinstance(index[0], np.ndarray) and index[0].dtype.kind in "iu"
             and out.size and values.dtype == out.dtype and out.flags.c_contiguous):

@@ -77,10 +77,7 @@ class Tensor:
             # NumPy reductions and x[i] return scalars (np.float32 ...), not 0-d arrays; a scalar
             # has no in-place methods or item assignment, so `.data` is always kept an array.
             data = np.asarray(data)
-        # The same fields as _init, written out: this runs once per op, so it is the hot path.
-        t.data, t.requires_grad, t.device = data, requires_grad, device
-        t.grad = t._ctx = t._vc = t._hooks = t.name = t._tangent = None
-        t._retains_grad = False
+        _init(t, data, requires_grad, device)
         return t
 
     # ----------------------------------------------------------------- properties
@@ -363,17 +360,8 @@ class Tensor:
 
     def _operands(self, other: Any, true_div: bool = False) -> tuple[Tensor, Tensor]:
         """(self, other) as two Tensors of one dtype, following `_promote`'s rule."""
-        # Fast paths for the common cases (this runs for every arithmetic op, backward included):
-        if type(other) is Tensor and not true_div:
-            if other.data.dtype is self.data.dtype:
-                return self, other  # two tensors of one dtype
-            if other.data.dtype.kind == "b" and self.data.dtype.kind == "f":
-                return self, other  # a float times a bool mask stays float: no cast needed
-        if (type(other) is float or type(other) is int) and self.data.dtype.kind == "f":
-            # `x * 0.5` on a float tensor: the scalar simply takes x's dtype.
-            xp = _XP.get(self.device) or self.xp
-            return self, Tensor._make(xp.asarray(other, dtype=self.data.dtype), False, self.device)
-        return _promote(self, self._const(other), true_div)
+        fast = _operands_fast_path(self, other, true_div)
+        return fast if fast is not None else _promote(self, self._const(other), true_div)
 
     def add(self, other: Any) -> Tensor:
         return E.Add.apply(*self._operands(other))
@@ -754,6 +742,25 @@ def _init(t: Tensor, data: Any, requires_grad: bool, device: str) -> None:
 
 
 _new_tensor = object.__new__
+
+
+# ---------------------------------------------------------------------- fast paths
+# Each one skips general machinery in a common case and must give what the reference gives;
+# tests/test_fast_paths.py checks each against its reference.
+def _operands_fast_path(a: Tensor, other: Any, true_div: bool) -> tuple[Tensor, Tensor] | None:
+    """`_operands` for the cases of almost every arithmetic op (backward included), without
+    `_const` and `_promote`; None for every other case. Two tensors of one dtype; a float tensor
+    with a bool mask (NumPy keeps the float dtype, so no cast is needed); a float tensor with a
+    Python scalar, which takes the tensor's dtype."""
+    if type(other) is Tensor and not true_div:
+        if other.data.dtype is a.data.dtype:
+            return a, other
+        if other.data.dtype.kind == "b" and a.data.dtype.kind == "f":
+            return a, other
+    if (type(other) is float or type(other) is int) and a.data.dtype.kind == "f":
+        xp = _XP.get(a.device) or a.xp
+        return a, Tensor._make(xp.asarray(other, dtype=a.data.dtype), False, a.device)
+    return None
 
 
 def _promote(a: Tensor, b: Tensor, true_div: bool = False) -> tuple[Tensor, Tensor]:
