@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import tinygrad_lite as tg
-from tinygrad_lite import Tensor
+from tinygrad_lite import Tensor, threads
 from tinygrad_lite.backend import get_backend
 
 from .module import zero_grads
@@ -65,6 +65,7 @@ class Optimizer:
         zero_grads((p for g in self.param_groups for p in g["params"]), set_to_none)
 
     def step(self) -> None:
+        threads.update()  # once per step: as many threads as cores are idle (tinygrad_lite/threads.py)
         with tg.no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
