@@ -26,20 +26,10 @@ import sys
 import time
 
 import numpy as np
+from machine import machine_line
 
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def blas_line() -> str:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "BLAS: threadpoolctl is not installed, so the BLAS kernel in use is not reported " \
-               "(pip install threadpoolctl)"
-    pools = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, {p.get('num_threads')} threads)"
-             for p in threadpool_info() if p.get("user_api") == "blas"]
-    return "BLAS: " + ("; ".join(pools) if pools else "none found by threadpoolctl")
 
 
 # ----------------------------------------------------------------------------- the children
@@ -79,7 +69,7 @@ def time_steps(step_model, optimizer, args: argparse.Namespace, rows: slice, com
 def child_single(args: argparse.Namespace) -> None:
     model, opt = make_model(args)
     times = time_steps(model, opt, args, slice(None))
-    print(json.dumps({"times": times, "blas": blas_line()}))
+    print(json.dumps({"times": times, "machine": machine_line()}))
 
 
 def child_ranks(args: argparse.Namespace) -> None:
@@ -180,8 +170,7 @@ def main() -> None:
     if args.child == "ranks":
         return child_ranks(args)
 
-    load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores; load average before the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(machine_line())
     print(f"GPT {args.n_layer}x{args.n_embd}, {args.n_head} heads, block {args.block_size}, global batch "
           f"{args.batch_size}: {args.steps} timed steps x {args.rounds} rounds per configuration")
     kinds = ["single-1", "single-2", "ranks"]
@@ -193,7 +182,7 @@ def main() -> None:
             times[kind] += results[kind]["times"]
             if kind == "ranks":
                 times["ranks-small"] = times.get("ranks-small", []) + results[kind]["times_small_buckets"]
-    print(results["single-1"]["blas"] + " (the 1-thread child)")
+    print("the 1-thread child's " + results["single-1"]["machine"])
     tokens = args.batch_size * args.block_size
     base = tokens / statistics.median(times["single-1"])
     print(f"\n{'configuration':34s} {'median step':>12s} {'tok/s':>9s} {'vs 1 thread':>12s}")

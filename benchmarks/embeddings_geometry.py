@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from machine import machine_line
+
 
 def row(name, X, kv_words=None):  # type: ignore[no-untyped-def]
     from embeddings import (
@@ -62,6 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--glove-rows", type=int, default=10000)
     args = ap.parse_args()
+    print(machine_line())
     from embeddings import (
         FastWord2Vec,
         Vocab,

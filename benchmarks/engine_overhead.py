@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from machine import machine_line
 
 import tinygrad_lite as tg
 
@@ -191,6 +192,7 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true",
                         help="leave PyTorch out even if installed (its allocations change glibc's heap for everyone)")
     args = parser.parse_args()
+    print(machine_line())
     try:
         if args.no_torch:
             raise ImportError

@@ -31,6 +31,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, THREADS)  # must happen before NumPy / PyTorch start their pools
 
 import numpy as np  # noqa: E402
+from machine import machine_line  # noqa: E402
 
 import nn  # noqa: E402
 import tinygrad_lite as tg  # noqa: E402
@@ -217,6 +218,7 @@ def main() -> int:
                           "faults_per_step": faults}))
         return 0
 
+    print(machine_line())
     print(f"model: {ours.num_parameters():,} parameters (n_layer={config.n_layer}, n_head={config.n_head}, "
           f"n_embd={config.n_embd}, block_size={config.block_size}, vocab={config.vocab_size}); "
           f"batch {args.batch_size} x {config.block_size} = {tokens} tokens/step; float32")

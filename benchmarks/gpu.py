@@ -31,6 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import machine_line  # noqa: E402
+
 import nn  # noqa: E402
 import tinygrad_lite as tg  # noqa: E402
 
@@ -286,6 +288,7 @@ def main() -> int:
     parser.add_argument("--gpu-steps", type=int, default=10, help="timed GPT steps on the GPU")
     parser.add_argument("--skip-tests", action="store_true", help="do not run the gpu / cuda_sim tests first")
     args = parser.parse_args()
+    print(machine_line(), flush=True)
 
     reason = tg.cuda_unavailable_reason()
     if reason is not None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from machine import machine_line
+
 from lora.experiments import FinetuneConfig, evaluate, finetune, load_corpus, pretrain
 
 FULL_LRS = (1e-4, 2.5e-4, 3.5e-4, 5e-4, 7e-4, 1e-3)
@@ -30,6 +32,7 @@ SECOND_SEED = 7
 
 
 def main() -> None:
+    print(machine_line(), flush=True)
     c = FinetuneConfig()
     corpus = load_corpus()
     t0 = time.perf_counter()

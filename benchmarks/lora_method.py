@@ -41,6 +41,8 @@ import sys
 import time
 from typing import Any
 
+from machine import machine_line
+
 from lora.experiments import Corpus, FinetuneConfig, load_corpus, method_trial, spread
 from nn.files import atomic_write_bytes
 
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     full_lrs = [float(x) for x in args.full_lrs.split(",") if x]
     placements = PLACEMENTS_BY_WIDTH[args.width]
+    print(machine_line())
     print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; threads: "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} "

@@ -28,6 +28,7 @@ import dataclasses
 import time
 
 import numpy as np
+from machine import machine_line
 
 from lora.experiments import FinetuneConfig, evaluate, finetune, load_corpus, pretrain
 
@@ -43,6 +44,7 @@ PLACEMENTS = {
 
 
 def main() -> None:
+    print(machine_line(), flush=True)
     c = dataclasses.replace(FinetuneConfig(), n_embd=WIDTH)
     corpus = load_corpus()
     t0 = time.perf_counter()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_line
 
 import nn
 from rl import LEVELS, load_policy, load_shipped_policy, test_set
@@ -25,6 +26,7 @@ parser.add_argument("runs", nargs="+", metavar="LABEL=PATH")
 parser.add_argument("--problems", type=int, default=200, help="test problems per level (at most 200)")
 parser.add_argument("--plot", type=Path, default=None, help="write the curves of the GRPO runs here")
 args = parser.parse_args()
+print(machine_line(), flush=True)
 
 t0 = time.time()
 problems = {lv: test_set(lv)[: args.problems] for lv in LEVELS}

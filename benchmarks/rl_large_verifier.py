@@ -10,6 +10,7 @@ import copy
 import time
 
 import numpy as np
+from machine import machine_line
 
 import rl
 import tinygrad_lite as tg
@@ -25,6 +26,7 @@ from rl.reward import (
 )
 from rl.task import LEVELS, test_set, training_problems
 
+print(machine_line(), flush=True)
 t0 = time.time()
 small, _ = rl.load_shipped_policy("policy-small")
 large, _ = rl.load_shipped_policy("policy-large")

@@ -16,6 +16,7 @@ import statistics
 import time
 
 import numpy as np
+from machine import machine_line
 
 from tinygrad_lite import kernels
 
@@ -31,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args()
+    print(machine_line())
     K = kernels.load("cpu")
     from numba import njit, prange
 

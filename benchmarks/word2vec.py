@@ -18,6 +18,7 @@ import statistics
 import time
 
 import numpy as np
+from machine import machine_line
 
 
 def main() -> None:
@@ -27,6 +28,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dim", type=int, default=100)
     args = ap.parse_args()
+    print(machine_line(), flush=True)
 
     from gensim.models import Word2Vec
 
