@@ -158,3 +158,24 @@ def test_sgd_takes_pytorchs_arguments_and_defaults() -> None:
     opt = nn.SGD([p], 0.1, 0.9, 0.5)  # PyTorch's positional order: lr, momentum, dampening
     assert opt.param_groups[0]["dampening"] == 0.5 and not opt.param_groups[0]["nesterov"]
     assert nn.SGD([p]).param_groups[0]["lr"] == 1e-3
+
+
+def test_d21_attention_dropout_uses_the_engines_generator_and_unsupported_arguments_raise() -> None:
+    q = tg.tensor(np.random.default_rng(0).standard_normal((1, 2, 3, 4)))
+    a = F.scaled_dot_product_attention(q, q, q, dropout_p=0.5, generator=tg.Generator(1))
+    b = F.scaled_dot_product_attention(q, q, q, dropout_p=0.5, generator=tg.Generator(1))
+    assert a.tolist() == b.tolist()
+    with pytest.raises(NotImplementedError, match="enable_gqa"):
+        F.scaled_dot_product_attention(q, q, q, enable_gqa=True)
+    with pytest.raises(NotImplementedError, match="requires grad"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=tg.zeros(3, 3, dtype=tg.float64, requires_grad=True))
+    with pytest.raises(ValueError, match="same leading dimensions"):
+        F.scaled_dot_product_attention(q, q[:, :1], q[:, :1])
+
+
+def test_d22_model_attn_mask_true_means_may_not_attend() -> None:
+    attn = nn.CausalSelfAttention(4, 2, generator=tg.Generator(0)).double()
+    x = tg.tensor(np.random.default_rng(1).standard_normal((1, 3, 4)))
+    hide_first = np.array([True, False, False])  # key 0 is padding
+    masked = attn(x, attn_mask=hide_first).numpy()
+    assert np.allclose(masked[:, 1:], attn(x[:, 1:]).numpy())  # as if position 0 were absent
