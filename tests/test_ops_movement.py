@@ -226,6 +226,52 @@ def test_chunk_sizes_follow_pytorch(n: int, chunks: int, sizes: list[int]) -> No
     check_grad(lambda x: tuple(x.chunk(chunks, axis=-1)), x)
 
 
+def test_split_is_one_node_whose_backward_runs_once_with_every_pieces_gradient(monkeypatch) -> None:
+    """The pieces share one multi-output node: its backward runs once, after every piece's gradient
+    has arrived (here the pieces are used at different depths), with None for an unused piece."""
+    from tinygrad_lite.ops.movement import Split
+
+    calls = []
+    original = Split.backward
+    monkeypatch.setattr(Split, "backward", lambda self, grads: calls.append(grads) or original(self, grads))
+    x = leaf(np.arange(12.0).reshape(3, 4))
+    a, b, c = x.split([1, 2, 1], axis=1)
+    assert a._ctx is b._ctx is c._ctx
+    loss = (a * 2.0).sum() + ((b.exp() * 3.0).tanh() * 0.0 + b).sum() * 5.0  # b reaches the loss by two paths
+    loss.backward()
+    assert len(calls) == 1 and calls[0][2] is None  # c was never used
+    np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 5.0, 5.0, 0.0]] * 3)
+
+
+def test_split_pieces_work_with_grad_hooks_retain_graph_and_double_backward() -> None:
+    x = leaf(np.linspace(-1.0, 1.0, 6).reshape(2, 3))
+    a, b = x.split([2, 1], axis=1)
+    seen = []
+    b.register_hook(lambda g: seen.append(g.numpy().copy()))
+    y = (a ** 3).sum() + (b ** 2).sum()
+    (gx,) = tg.grad(y, [x], create_graph=True)
+    np.testing.assert_allclose(gx.numpy(), np.concatenate([3 * x.numpy()[:, :2] ** 2, 2 * x.numpy()[:, 2:]], 1))
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], 2 * x.numpy()[:, 2:])  # the hook saw b's gradient
+    (ggx,) = tg.grad(gx.sum(), [x])  # through Split's backward (a concatenate of Tensor ops)
+    np.testing.assert_allclose(ggx.numpy(), np.concatenate([6 * x.numpy()[:, :2], np.full((2, 1), 2.0)], 1))
+    a, b = x.split([2, 1], axis=1)  # the second grad() freed the first pieces' node, as in PyTorch
+    z = (a.sum() + b.sum()) * 1.0
+    z.backward(retain_graph=True)
+    z.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+
+
+def test_split_pieces_are_views_and_share_the_version_counter() -> None:
+    x = leaf(np.arange(4.0))
+    with tg.no_grad():
+        base = x * 1.0
+    a, b = base.split(2)
+    assert np.shares_memory(a.data, base.data)
+    base.add_(1.0)
+    assert a._version == base._version and a.tolist() == [1.0, 2.0]
+
+
 # -------------------------------------------------------------------------- pad
 @given(data=st.data())
 def test_pad(data: Any) -> None:
@@ -386,6 +432,8 @@ JVP_SAMPLES: dict[str, tuple[Callable[..., Tensor], list[np.ndarray]]] = {
     "Permute": (lambda x: x.permute(2, 0, 1), [sample_normal(2, 3, 4)]),
     "Expand": (lambda x: x.expand(2, 3, 4), [sample_normal(3, 1)]),
     "Concatenate": (lambda x, y: tg.concatenate([x, y.exp(), x], axis=1), [sample_normal(2, 3), sample_normal(2, 1)]),
+    "Split": (lambda x: tg.concatenate([p * (i + 1.0) for i, p in enumerate(x.split([1, 3, 2], dim=1))][::-1], axis=1),
+              [sample_normal(2, 6)]),
     "Pad": (lambda x: x.pad(((1, 0), (0, 2)), value=3.0), [sample_normal(3, 3)]),
     "Tril": (lambda x: x.tril() + x.triu(1) * 2.0, [sample_normal(3, 4)]),
     "MaskedFill": (lambda x: x.masked_fill(_TRIU, -1.0), [sample_normal(3, 4)]),

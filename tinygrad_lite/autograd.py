@@ -6,6 +6,8 @@
    been visited, which the reverse topological order guarantees.
 3. At each node, call its Function's `backward(grad)` and add the results into the parents'
    pending gradients. A tensor used twice receives the sum (the multivariate chain rule).
+   A node with several outputs (`split`) collects one gradient per output and runs its backward
+   once, at the last of its outputs in this order: by then every output's gradient is complete.
 """
 from __future__ import annotations
 
@@ -98,24 +100,31 @@ def run_backward(
     captured: dict[int, Tensor] = {}
     stored = {id(g.data) for g in root_grads}  # the caller's arrays must not become a .grad as they are
     anomaly = STATE.anomaly
+    outputs_to_come = _outputs_in_order(order)  # multi-output nodes: id(ctx) -> outputs not yet visited
+    collected: dict[int, list[Tensor | None]] = {}  # multi-output nodes: id(ctx) -> gradient per output
 
     with set_grad_enabled(create_graph):
         for t in reversed(order):
             g = pending.pop(id(t), None)
-            if g is None or (needed is not None and id(t) not in needed):
-                continue
-            if t._hooks:
-                for hook in t._hooks:
-                    replaced = hook(g)
-                    if replaced is not None:
-                        g = replaced
+            if g is not None and (needed is None or id(t) in needed):
+                if t._hooks:
+                    for hook in t._hooks:
+                        replaced = hook(g)
+                        if replaced is not None:
+                            g = replaced
+                if target_ids is not None:
+                    if id(t) in target_ids:
+                        captured[id(t)] = g
+                elif t._ctx is None or t._retains_grad:
+                    _accumulate_into_grad(t, g, create_graph, stored)
+            else:
+                g = None
             ctx = t._ctx
-            if target_ids is not None:
-                if id(t) in target_ids:
-                    captured[id(t)] = g
-            elif ctx is None or t._retains_grad:
-                _accumulate_into_grad(t, g, create_graph, stored)
             if ctx is None:
+                continue
+            if ctx.multiple_outputs:  # wait for the node's other outputs; then g is the tuple of gradients
+                g = _collect(t, g, outputs_to_come, collected)
+            if g is None:
                 continue
             if needed is not None and not any(id(p) in needed for p in ctx.parents):
                 continue  # an input of grad() with no other input above it: stop here
@@ -146,6 +155,31 @@ def run_backward(
             if not retain_graph:
                 ctx.release()
     return captured
+
+
+def _outputs_in_order(order: list[Tensor]) -> dict[int, int]:
+    """For each node with several outputs: how many of its outputs this backward pass visits."""
+    counts: dict[int, int] = {}
+    for t in order:
+        if t._ctx is not None and t._ctx.multiple_outputs:
+            counts[id(t._ctx)] = counts.get(id(t._ctx), 0) + 1
+    return counts
+
+
+def _collect(t: Tensor, g: Tensor | None, outputs_to_come: dict[int, int],
+             collected: dict[int, list[Tensor | None]]) -> tuple[Tensor | None, ...] | None:
+    """Keep output t's gradient g for its multi-output node. Once the node's last output in this pass
+    is visited, return the gradients of all its outputs (None where none arrived), or None when no
+    output got one (then the node has nothing to pass back)."""
+    ctx = t._ctx
+    grads = collected.setdefault(id(ctx), [None] * len(ctx.output_index))
+    if g is not None:
+        grads[ctx.output_index[id(t)]] = g
+    outputs_to_come[id(ctx)] -= 1
+    if outputs_to_come[id(ctx)]:
+        return None
+    del collected[id(ctx)]
+    return tuple(grads) if any(x is not None for x in grads) else None
 
 
 def _depends_on(order: list[Tensor], target_ids: set[int]) -> set[int]:

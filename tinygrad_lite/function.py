@@ -15,6 +15,11 @@ records the node: the output's `_ctx` is this Function instance and `self.parent
 inputs. Because backward rules are Tensor expressions, running them with grad mode on
 (`create_graph=True`) records a graph of the backward pass itself: higher-order gradients for
 free. Fused ops whose backward works on raw arrays set `double_backward = False`.
+
+A Function with several outputs (`split`) sets `multiple_outputs = True`: forward returns a tuple
+of arrays, `apply` returns a tuple of Tensors that share the one node, backward receives one
+gradient per output (None for an output that no gradient reached) and runs once, after all of them
+have arrived, and jvp returns one tangent per output.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ class Function:
     double_backward = True  # False: backward is not itself differentiable (fused fast paths)
     saves_output = False  # True: backward reads `self.output` (e.g. exp, tanh, softmax)
     may_return_view = False  # True: forward may return a view of its first input's memory
+    multiple_outputs = False  # True: forward returns a tuple of arrays (see the module docstring)
 
     parents: tuple[Tensor, ...]
     saved: tuple[Tensor, ...] = ()  # class-level defaults: most ops save nothing
@@ -55,6 +61,8 @@ class Function:
             if t.requires_grad:
                 requires_grad = True
         requires_grad = requires_grad and STATE.grad_enabled
+        if cls.multiple_outputs:
+            return _apply_multiple(ctx, cls, inputs, out_data, requires_grad, dev)
         out = _make_tensor(out_data, requires_grad, dev)
         if cls.may_return_view and out.xp.may_share_memory(out_data, inputs[0].data):
             out._vc = inputs[0]._shared_counter()  # a view: in-place updates through it are updates of the base
@@ -124,6 +132,34 @@ class Function:
         """Free what backward needed (called after backward unless retain_graph=True)."""
         self.saved = ()
         self.parents = None  # type: ignore[assignment]
+
+
+def _apply_multiple(ctx: Function, cls: type, inputs: tuple[Tensor, ...], out_data: tuple[Any, ...],
+                    requires_grad: bool, dev: str) -> tuple[Tensor, ...]:
+    """`apply` for a Function with several outputs: one Tensor per array, all made by the one node
+    `ctx`, which knows each output's position (`ctx.output_index`, keyed by the output's id)."""
+    outs = tuple([_make_tensor(a, requires_grad, dev) for a in out_data])
+    if cls.may_return_view:
+        for out in outs:
+            if out.xp.may_share_memory(out.data, inputs[0].data):
+                out._vc = inputs[0]._shared_counter()
+    if requires_grad:
+        ctx.parents = inputs
+        if ctx.saved:
+            ctx.versions = tuple([t._version for t in ctx.saved])
+        ctx.output_index = {id(out): i for i, out in enumerate(outs)}
+        for out in outs:
+            out._ctx = ctx
+    if STATE.forward_ad:
+        tangents = tuple([t._tangent for t in inputs])
+        if any(v is not None for v in tangents):
+            ctx.inputs, ctx.result = inputs, out_data
+            for out, tangent in zip(outs, ctx.jvp(*tangents)):
+                out._tangent = tangent
+    if STATE.anomaly:
+        for out in outs:
+            _check_forward(ctx, cls, inputs, out)
+    return outs
 
 
 def tangent_sum(*terms: Any) -> Any:

@@ -207,6 +207,32 @@ def stack(xs: Sequence[Tensor], axis: int | None = None, *, dim: int | None = No
     return concatenate([unsqueeze(x, axis) for x in xs], axis=axis)
 
 
+class Split(Function):
+    """The pieces of x along an axis, each a view; one node with one output per piece. Backward
+    joins the pieces' gradients in one concatenate (zeros for a piece no gradient reached), instead
+    of one zero-filled, x-sized gradient per piece added together."""
+
+    multiple_outputs = True
+    may_return_view = True
+
+    def forward(self, x: Tensor, axis: int, sizes: tuple[int, ...]) -> tuple[Any, ...]:
+        self.axis, self.sizes = axis, sizes
+        return tuple(x.xp.split(x.data, np.cumsum(sizes)[:-1].tolist(), axis=axis))
+
+    def backward(self, grads: tuple[Tensor | None, ...]) -> Tensor:
+        x = self.parents[0]
+        pieces = []
+        for g, n in zip(grads, self.sizes):
+            if g is None:
+                shape = x.shape[:self.axis] + (n,) + x.shape[self.axis + 1:]
+                g = Tensor._make(x.xp.zeros(shape, dtype=x.dtype), False, x.device)
+            pieces.append(g)
+        return concatenate(pieces, axis=self.axis)
+
+    def jvp(self, dx: Any) -> tuple[Any, ...]:
+        return tuple(self.inputs[0].xp.split(dx, np.cumsum(self.sizes)[:-1].tolist(), axis=self.axis))
+
+
 def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int | None = None, *,
           dim: int | None = None) -> list[Tensor]:
     """PyTorch semantics: an int is the size of each piece (the last may be smaller);
@@ -221,12 +247,7 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int | No
         sizes = list(split_size_or_sections)
         if sum(sizes) != n or any(s < 0 for s in sizes):
             raise ValueError(f"split: sections {sizes} do not add up to the axis length {n} (shape {x.shape})")
-    out, start = [], 0
-    lead = (slice(None),) * axis
-    for s in sizes:
-        out.append(x[lead + (slice(start, start + s),)])
-        start += s
-    return out
+    return list(Split.apply(x, axis=axis, sizes=tuple(sizes))) if sizes else []
 
 
 def chunk(x: Tensor, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
