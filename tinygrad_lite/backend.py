@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .allocator import keep_freed_memory
-from .extras import require
+from .extras import install_command, require
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def _cuda_probe() -> str | None:
     """None if CuPy imports and sees a CUDA device, else why not. Cached: probing the driver
     costs ~0.1-1 s, and the answer does not change while the process runs."""
     if importlib.util.find_spec("cupy") is None:
-        return 'CuPy is not installed (pip install -e ".[gpu]" on a machine with an NVIDIA GPU)'
+        return f"CuPy is not installed ({install_command('gpu')} on a machine with an NVIDIA GPU)"
     try:
         import cupy
 
