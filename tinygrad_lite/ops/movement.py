@@ -122,9 +122,11 @@ def permute(x: Tensor, axes: Sequence[int]) -> Tensor:
 
 def swapaxes(x: Tensor, a: int, b: int) -> Tensor:
     a, b = (normalize_axis(a, x.ndim, "transpose")[0], normalize_axis(b, x.ndim, "transpose")[0])
+    if a == b:
+        return x
     axes = list(range(x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
-    return permute(x, axes)
+    return Permute.apply(x, axes=tuple(axes))  # a permutation by construction: permute's checks would pass
 
 
 # ------------------------------------------------------------------------ expand

@@ -17,6 +17,8 @@ def normalize_axis(axis: int | Sequence[int] | None, ndim: int, op: str) -> tupl
     """None -> every axis; negative axes counted from the end; a clear error when out of range."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, one int in range: nothing to check
+        return (axis % ndim,)
     axes = (axis,) if _as_int(axis) is not None else tuple(axis)
     out = []
     for a in axes:
