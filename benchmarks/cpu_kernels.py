@@ -25,6 +25,7 @@ from collections.abc import Callable
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from machine import machine_line  # noqa: E402
 
 import nn  # noqa: E402
 import tinygrad_lite as tg  # noqa: E402
@@ -79,6 +80,7 @@ def main() -> None:
         (f"AdamW step ({sum(p.size for p in params):,} params)", opt.step),
         ("clip_grad_norm_ (same params)", lambda: nn.clip_grad_norm_(params, 1e9)),
     ]
+    print(machine_line())
     print(f"NumPy reference vs Numba kernel, float32, median of {args.repeats} (ms), interleaved")
     for name, fn in rows:
         ref, fast = interleaved_ab(fn, args.repeats)
