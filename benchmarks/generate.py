@@ -36,6 +36,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, THREADS)  # must happen before NumPy / PyTorch start their pools
 
 import numpy as np  # noqa: E402
+from gpt_train import torch_gpt  # noqa: E402 - the one PyTorch GPT of the benchmarks
 from machine import machine_line  # noqa: E402
 
 import nn  # noqa: E402
@@ -50,54 +51,6 @@ SAMPLING = {"temperature": 0.8, "top_k": 20, "top_p": 0.95}
 
 
 # ---------------------------------------------------------------------------------------- PyTorch
-def torch_kv_gpt(config: nn.GPTConfig, torch):  # noqa: ANN001, ANN201 - an independent PyTorch GPT
-    """Our GPT's layout and parameter names (so our state_dict loads), with a KV cache: forward
-    takes the new tokens, per-layer preallocated (B, n_head, block_size, head_dim) key and value
-    buffers, and the number of positions already cached; it returns the last position's logits."""
-    tnn, tF = torch.nn, torch.nn.functional
-    C, H = config.n_embd, config.n_head
-
-    class Block(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln_1, self.ln_2 = tnn.LayerNorm(C), tnn.LayerNorm(C)
-            self.attn = tnn.Module()
-            self.attn.c_attn, self.attn.c_proj = tnn.Linear(C, 3 * C), tnn.Linear(C, C)
-            self.mlp = tnn.Module()
-            self.mlp.c_fc, self.mlp.c_proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
-
-        def forward(self, x, k_cache, v_cache, past):
-            B, T, _ = x.shape
-            q, k, v = self.attn.c_attn(self.ln_1(x)).split(C, dim=2)
-            q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
-            k_cache[:, :, past : past + T] = k  # write the new positions in place
-            v_cache[:, :, past : past + T] = v
-            k, v = k_cache[:, :, : past + T], v_cache[:, :, : past + T]
-            # the prompt (past = 0) needs the causal mask; one new query may see every cached key
-            y = tF.scaled_dot_product_attention(q, k, v, is_causal=T > 1).transpose(1, 2).reshape(B, T, C)
-            x = x + self.attn.c_proj(y)
-            return x + self.mlp.c_proj(tF.gelu(self.mlp.c_fc(self.ln_2(x))))
-
-    class GPT(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.transformer = tnn.ModuleDict({
-                "wte": tnn.Embedding(config.vocab_size, C), "wpe": tnn.Embedding(config.block_size, C),
-                "h": tnn.ModuleList(Block() for _ in range(config.n_layer)), "ln_f": tnn.LayerNorm(C),
-            })
-            self.lm_head = tnn.Linear(C, config.vocab_size, bias=False)
-            self.lm_head.weight = self.transformer.wte.weight
-
-        def forward(self, idx, caches, past):
-            t = self.transformer
-            x = t.wte(idx) + t.wpe(torch.arange(past, past + idx.shape[1]))
-            for block, (k_cache, v_cache) in zip(t.h, caches):
-                x = block(x, k_cache, v_cache, past)
-            return self.lm_head(t.ln_f(x[:, -1]))
-
-    return GPT()
-
-
 def torch_sample(logits, temperature, top_k, top_p, greedy, forced, torch):  # noqa: ANN001, ANN201
     """(B, V) float32 logits -> (tokens, their log-probabilities), the math of nn.generate's: temperature,
     top-k (ties with the k-th kept), log-softmax, top-p on the sorted probabilities (a token stays
@@ -136,18 +89,18 @@ def torch_generate(model, config, prompt, n, torch, greedy=False, forced=None, t
         out = torch.empty(B, T + n, dtype=torch.long)
         out[:, :T] = torch.from_numpy(prompt)
         logprobs = torch.empty(B, n)
-        logits = model(out[:, :T], caches, 0)
+        logits = model(out[:, :T], caches=caches)
         for t in range(n):
             tokens, lp = torch_sample(logits, temperature, top_k, top_p, greedy,
                                       None if forced is None else forced[:, t], torch)
             out[:, T + t], logprobs[:, t] = tokens, lp
             if t < n - 1:
-                logits = model(out[:, T + t : T + t + 1], caches, T + t)
+                logits = model(out[:, T + t : T + t + 1], caches=caches, past=T + t)
     return out.numpy(), logprobs.numpy()
 
 
 def build_torch(ours: nn.GPT, torch):  # noqa: ANN001, ANN201
-    theirs = torch_kv_gpt(ours.config, torch).eval()
+    theirs = torch_gpt(ours.config, torch).eval()
     theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()}
                            | {"lm_head.weight": torch.from_numpy(ours.lm_head.weight.numpy().copy())})
     return theirs

@@ -38,6 +38,10 @@ import tinygrad_lite as tg  # noqa: E402
 
 
 def torch_gpt(config: nn.GPTConfig, torch):  # noqa: ANN001, ANN201 - an independent PyTorch GPT
+    """Our GPT's layout and parameter names (so our state_dict loads), written in PyTorch.
+    forward(idx, targets) is the training loss; forward(idx, caches=..., past=...) decodes with a KV
+    cache (benchmarks/generate.py): per-layer preallocated (B, n_head, block_size, head_dim) key and
+    value buffers, `past` positions already in them, and it returns the last position's logits."""
     tnn, tF = torch.nn, torch.nn.functional
     C, H = config.n_embd, config.n_head
 
@@ -50,11 +54,17 @@ def torch_gpt(config: nn.GPTConfig, torch):  # noqa: ANN001, ANN201 - an indepen
             self.mlp = tnn.Module()
             self.mlp.c_fc, self.mlp.c_proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
 
-        def forward(self, x):
+        def forward(self, x, cache=None, past=0):
             B, T, _ = x.shape
             q, k, v = self.attn.c_attn(self.ln_1(x)).split(C, dim=2)
             q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
-            y = tF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+            if cache is not None:
+                k_cache, v_cache = cache
+                k_cache[:, :, past : past + T] = k  # write the new positions in place
+                v_cache[:, :, past : past + T] = v
+                k, v = k_cache[:, :, : past + T], v_cache[:, :, : past + T]
+            # a whole sequence (training, a prompt at past = 0) is causal; one new query sees every key
+            y = tF.scaled_dot_product_attention(q, k, v, is_causal=T > 1).transpose(1, 2).reshape(B, T, C)
             x = x + self.attn.c_proj(y)
             return x + self.mlp.c_proj(tF.gelu(self.mlp.c_fc(self.ln_2(x))))
 
@@ -68,11 +78,14 @@ def torch_gpt(config: nn.GPTConfig, torch):  # noqa: ANN001, ANN201 - an indepen
             self.lm_head = tnn.Linear(C, config.vocab_size, bias=False)
             self.lm_head.weight = self.transformer.wte.weight
 
-        def forward(self, idx, targets):
-            x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.shape[1]))
-            for block in self.transformer.h:
-                x = block(x)
-            logits = self.lm_head(self.transformer.ln_f(x))
+        def forward(self, idx, targets=None, caches=None, past=0):
+            t = self.transformer
+            x = t.wte(idx) + t.wpe(torch.arange(past, past + idx.shape[1]))
+            for i, block in enumerate(t.h):
+                x = block(x, None if caches is None else caches[i], past)
+            if targets is None:
+                return self.lm_head(t.ln_f(x[:, -1]))
+            logits = self.lm_head(t.ln_f(x))
             return tF.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
     return GPT()
